@@ -1,0 +1,265 @@
+"""params.yaml loaded into frozen, typed dataclasses, validated before any work starts.
+
+Every key has a type and, where it matters, an allowed range or set of names. A mistake
+stops the stage with one line naming the full key path, what is allowed and what was
+given, e.g. ``params.yaml: train.lr_d must be > 0, got -1``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from gan.errors import UserError
+
+
+def _param(default: Any, check: Callable[[Any], bool] | None = None, rule: str = "",
+           choices: str | tuple[str, ...] | None = None, doc: str = "") -> Any:
+    """A dataclass field with its validation rule.
+
+    ``choices`` is a tuple of names, or "module:ATTR" naming a registry whose keys are the
+    allowed names, so that adding a registry entry needs no edit here.
+    """
+    meta = {"check": check, "rule": rule, "choices": choices, "doc": doc}
+    if isinstance(default, (list, dict)):
+        raise TypeError("use tuples for sequence defaults")
+    return field(default=default, metadata=meta)
+
+
+def _positive(x: Any) -> bool:
+    return x > 0
+
+
+def _non_negative(x: Any) -> bool:
+    return x >= 0
+
+
+def _betas(x: tuple[float, ...]) -> bool:
+    return len(x) == 2 and all(0.0 <= b < 1.0 for b in x)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = _param("mnist5k", choices="gan.data:DATASETS", doc="which dataset prepare builds")
+    root: str = _param("data/raw", doc="where torchvision datasets and image folders live")
+    image_size: int = _param(28, _positive, "> 0", doc="side of the square images, in pixels")
+    test_fraction: float = _param(0.2, lambda x: 0.0 < x < 1.0, "in (0, 1)",
+                                  doc="held-out share, for data without its own test split")
+    num_points: int = _param(20000, lambda x: x >= 10, ">= 10", doc="2-D mixtures: points drawn in all")
+    download: bool = _param(True, doc="torchvision datasets: download into root when missing")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = _param("dcgan", choices="gan.models:ARCHITECTURES")
+    latent_dim: int = _param(64, _positive, "> 0")
+    width: int = _param(64, _positive, "> 0", doc="base channels (DCGAN) or hidden units (MLP)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = _param(4000, _non_negative, ">= 0", doc="generator updates; 0 keeps the untrained G")
+    batch_size: int = _param(64, _positive, "> 0")
+    loss: str = _param("nonsaturating", choices="gan.losses:LOSSES")
+    lr_g: float = _param(2e-4, _positive, "> 0")
+    lr_d: float = _param(2e-4, _positive, "> 0")
+    betas_g: tuple[float, float] = _param((0.5, 0.999), _betas, "two numbers in [0, 1)")
+    betas_d: tuple[float, float] = _param((0.5, 0.999), _betas, "two numbers in [0, 1)")
+    d_steps: int = _param(1, _positive, "> 0", doc="D updates for each G update")
+    device: str = _param("auto", lambda x: x in ("auto", "cpu") or x == "cuda" or x.startswith("cuda:"),
+                         "'auto', 'cpu', 'cuda' or 'cuda:N'")
+    sample_every: int = _param(500, _positive, "> 0")
+    checkpoint_every: int = _param(500, _positive, "> 0")
+    log_every: int = _param(50, _positive, "> 0", doc="steps between flushes of the loss curves")
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    epochs: int = _param(4, _positive, "> 0", doc="epochs of the domain classifier")
+    batch_size: int = _param(128, _positive, "> 0")
+    lr: float = _param(1e-3, _positive, "> 0")
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    num_samples: int = _param(5000, _positive, "> 0")
+    batch_size: int = _param(500, _positive, "> 0")
+    grid_rows: int = _param(8, _positive, "> 0", doc="the sample grid is grid_rows x grid_rows")
+    interpolation_rows: int = _param(8, _positive, "> 0")
+    interpolation_steps: int = _param(10, lambda x: x >= 2, ">= 2")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    num_samples: int = _param(5000, lambda x: x >= 2, ">= 2")
+    batch_size: int = _param(500, _positive, "> 0")
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = _param(0, _non_negative, ">= 0")
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    def flat(self) -> dict[str, Any]:
+        """params as dotted keys, e.g. {"train.lr_g": 0.0002}."""
+        return flatten(self.to_dict())
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def registry_names(spec: str) -> tuple[str, ...]:
+    module, attr = spec.split(":")
+    return tuple(getattr(importlib.import_module(module), attr))
+
+
+class _Reader:
+    """Builds a dataclass from a mapping, raising UserError with the key path on any mistake."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, message: str) -> typing.NoReturn:
+        raise UserError(f"{self.source}: {message}")
+
+    def build(self, cls: type, raw: Any, path: str) -> Any:
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            self.fail(f"{path or 'the file'} must be a mapping of keys, got {type(raw).__name__} {raw!r}")
+        known = {f.name: f for f in fields(cls)}
+        for key in raw:
+            if key not in known:
+                where = f"{path}.{key}" if path else str(key)
+                hint = difflib.get_close_matches(str(key), known, n=1)
+                suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+                self.fail(f"unknown key {where}{suggestion}; known keys here: {', '.join(known)}")
+        hints = typing.get_type_hints(cls)
+        values = {}
+        for name, f in known.items():
+            where = f"{path}.{name}" if path else name
+            if name not in raw:
+                continue
+            kind = hints[name]
+            if dataclasses.is_dataclass(kind):
+                values[name] = self.build(kind, raw[name], where)
+            else:
+                values[name] = self.value(f, kind, raw[name], where)
+        return cls(**values)
+
+    def value(self, f: dataclasses.Field, kind: Any, raw: Any, where: str) -> Any:
+        value = self.coerce(kind, raw, where)
+        choices = f.metadata.get("choices")
+        if choices is not None:
+            allowed = registry_names(choices) if isinstance(choices, str) else choices
+            if value not in allowed:
+                self.fail(f"{where} must be one of {', '.join(allowed)}; got {raw!r}")
+        check = f.metadata.get("check")
+        if check is not None and not check(value):
+            self.fail(f"{where} must be {f.metadata['rule']}, got {raw!r}")
+        return value
+
+    def coerce(self, kind: Any, raw: Any, where: str) -> Any:
+        if typing.get_origin(kind) is tuple:
+            item = typing.get_args(kind)[0]
+            if not isinstance(raw, (list, tuple)):
+                self.fail(f"{where} must be a list like [0.5, 0.999], got {raw!r}")
+            return tuple(self.coerce(item, r, f"{where}[{i}]") for i, r in enumerate(raw))
+        if kind is bool:
+            if not isinstance(raw, bool):
+                self.fail(f"{where} must be true or false, got {raw!r}")
+            return raw
+        if kind is int:
+            if isinstance(raw, bool) or not isinstance(raw, int):
+                self.fail(f"{where} must be an integer, got {raw!r}")
+            return raw
+        if kind is float:
+            if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+                self.fail(f"{where} must be a number, got {raw!r}")
+            return float(raw)
+        if kind is str:
+            if not isinstance(raw, str):
+                self.fail(f"{where} must be a string, got {raw!r}")
+            return raw
+        raise TypeError(f"no reader for {kind!r} at {where}")  # a bug in this module, not user input
+
+
+def _cross_check(cfg: Config, fail: Callable[[str], typing.NoReturn]) -> None:
+    """Rules that tie two keys together, checked before any stage does work."""
+    from gan.data import DATASETS
+    from gan.models import ARCHITECTURES
+
+    kind = DATASETS[cfg.data.name].kind
+    arch = ARCHITECTURES[cfg.model.arch]
+    if kind not in arch.data_kinds:
+        fail(f"model.arch={cfg.model.arch} needs {' or '.join(arch.data_kinds)} data, but "
+             f"data.name={cfg.data.name} gives {kind}; use model.arch="
+             f"{next(n for n, a in ARCHITECTURES.items() if kind in a.data_kinds)}")
+    if kind == "images" and arch.image_sizes and cfg.data.image_size not in arch.image_sizes:
+        sizes = ", ".join(map(str, arch.image_sizes))
+        fail(f"data.image_size must be one of {sizes} for model.arch={cfg.model.arch}, "
+             f"got {cfg.data.image_size}")
+    if cfg.evaluate.num_samples > cfg.generate.num_samples:
+        fail(f"evaluate.num_samples ({cfg.evaluate.num_samples}) must be <= generate.num_samples "
+             f"({cfg.generate.num_samples}): evaluate scores the samples that generate wrote")
+
+
+def parse_params(raw: Any, source: str = "params.yaml") -> Config:
+    reader = _Reader(source)
+    cfg = reader.build(Config, raw, "")
+    _cross_check(cfg, reader.fail)
+    return cfg
+
+
+def load_params(path: str | Path = "params.yaml") -> Config:
+    """Read and validate a params file; raises UserError naming the key on any mistake."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such params file; run the stage from the repository root "
+                        f"or pass --params PATH")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    return parse_params(raw, str(path))
+
+
+def fingerprint(cfg: Config, sections: tuple[str, ...]) -> dict[str, Any]:
+    """The params of some sections (and the seed), as plain data for checkpoints and comparisons."""
+    tree = cfg.to_dict()
+    return {"seed": tree["seed"], **{s: tree[s] for s in sections}}
+
+
+__all__ = ["Config", "DataConfig", "ModelConfig", "TrainConfig", "FeaturesConfig", "GenerateConfig",
+           "EvaluateConfig", "load_params", "parse_params", "flatten", "fingerprint"]

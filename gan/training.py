@@ -1,0 +1,273 @@
+"""The training loop: D and G updated in alternation, with housekeeping every N steps.
+
+One step is `train.d_steps` discriminator updates with G frozen, then one generator update
+with D frozen. Numbers go to a Reporter (gan.reporting), never straight to MLflow; the
+state is checkpointed atomically so that a killed run resumes exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gan import checkpoint, losses, models, sampling, tracking
+from gan.config import Config, fingerprint
+from gan.data import load_prepared
+from gan.images import to_tensor
+from gan.reporting import Reporter
+from gan.runtime import generator_for, make_deterministic, resolve_device
+
+SCATTER_POINTS = 1000  # generated points in each 2-D progress plot
+
+
+@dataclass(frozen=True)
+class TrainPaths:
+    prepared: Path  # data/prepared
+    generator: Path  # models/generator.pt
+    checkpoints: Path  # checkpoints/ (persisted by DVC across runs)
+    reports: Path  # reports/train: history.tsv, run.json, samples/
+
+    @property
+    def history(self) -> Path:
+        return self.reports / "history.tsv"
+
+    @property
+    def run_link(self) -> Path:
+        return self.reports / "run.json"
+
+    @property
+    def samples(self) -> Path:
+        return self.reports / "samples"
+
+
+@dataclass
+class State:
+    """Everything a resume needs; `to_dict`/`load_dict` are the checkpoint format."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    index_rng: torch.Generator  # which real samples form each batch
+    noise_rng: torch.Generator  # the latents of each step
+    fixed_z: torch.Tensor  # latents of the sample grids, the same all run long
+    step: int = 0
+    history: list[list[float]] = field(default_factory=list)  # rows of [step, *Reporter.columns]
+    run_id: str | None = None
+
+    def to_dict(self, run_fingerprint: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "version": checkpoint.FORMAT_VERSION,
+            "fingerprint": json.dumps(run_fingerprint, sort_keys=True),
+            "step": self.step,
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "rng": checkpoint.rng_state(self.index_rng, self.noise_rng),
+            "fixed_z": self.fixed_z.cpu(),
+            "history": torch.tensor(self.history, dtype=torch.float64).reshape(-1, len(Reporter.columns) + 1),
+            "run_id": self.run_id or "",
+        }
+
+    def load_dict(self, saved: dict[str, Any]) -> None:
+        self.generator.load_state_dict(saved["generator"])
+        self.discriminator.load_state_dict(saved["discriminator"])
+        self.opt_g.load_state_dict(saved["opt_g"])
+        self.opt_d.load_state_dict(saved["opt_d"])
+        checkpoint.restore_rng(saved["rng"], self.index_rng, self.noise_rng)
+        self.fixed_z = saved["fixed_z"].to(self.fixed_z.device)
+        self.step = int(saved["step"])
+        self.history = saved["history"].tolist()
+        self.run_id = saved["run_id"] or None
+
+
+def build_state(cfg: Config, data_shape: tuple[int, ...], device: torch.device) -> State:
+    make_deterministic(cfg.seed, device)
+    generator, discriminator = models.build(cfg.model.arch, data_shape, cfg.model.latent_dim, cfg.model.width)
+    generator.to(device).train()
+    discriminator.to(device).train()
+    t = cfg.train
+    opt_g = torch.optim.Adam(generator.parameters(), lr=t.lr_g, betas=t.betas_g)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=t.lr_d, betas=t.betas_d)
+    noise_rng = generator_for(cfg.seed, "noise", device)
+    grid = cfg.generate.grid_rows**2 if len(data_shape) == 3 else SCATTER_POINTS
+    fixed_z = sampling.noise(grid, cfg.model.latent_dim, generator_for(cfg.seed, "fixed-noise", device), device)
+    return State(generator, discriminator, opt_g, opt_d, generator_for(cfg.seed, "batches"), noise_rng, fixed_z)
+
+
+class Batches:
+    """The prepared training split held on the device as one tensor; batches are index draws.
+
+    Indices come uniformly with replacement from a dedicated torch.Generator whose state is
+    in the checkpoint, so a resumed run draws the same batches it would have drawn.
+    """
+
+    def __init__(self, train_x: Any, kind: str, device: torch.device, rng: torch.Generator):
+        data = torch.as_tensor(train_x)
+        self.data = data.to(device)  # uint8 (N, H, W, C) or float32 (N, 2)
+        self.images = kind == "images"
+        self.rng = rng
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def draw(self, batch_size: int) -> torch.Tensor:
+        idx = torch.randint(len(self.data), (batch_size,), generator=self.rng).to(self.data.device)
+        batch = self.data[idx]
+        return to_tensor(batch, batch.device) if self.images else batch  # (B, C, H, W) in [-1, 1] or (B, 2)
+
+
+def d_update(state: State, loss: losses.Loss, real: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One D step with G frozen: G's samples are made without a graph."""
+    with torch.no_grad():
+        fake = state.generator(z)
+    real_logits = state.discriminator(real)
+    fake_logits = state.discriminator(fake)
+    loss_d = loss.d_loss(real_logits, fake_logits)
+    state.opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    state.opt_d.step()
+    return {"loss_d": loss_d.detach(), "d_real": torch.sigmoid(real_logits.detach()).mean(),
+            "d_fake": torch.sigmoid(fake_logits.detach()).mean()}
+
+
+def g_update(state: State, loss: losses.Loss, z: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One G step with D frozen: gradients flow through D into G, D's weights stay put."""
+    state.discriminator.requires_grad_(False)
+    loss_g = loss.g_loss(state.discriminator(state.generator(z)))
+    state.opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    state.opt_g.step()
+    state.discriminator.requires_grad_(True)
+    return {"loss_g": loss_g.detach()}
+
+
+def train_step(state: State, cfg: Config, loss: losses.Loss, batches: Batches) -> dict[str, torch.Tensor]:
+    """d_steps D updates, then one G update. Returns detached scalars, still on the device."""
+    t, latent, device = cfg.train, cfg.model.latent_dim, batches.data.device
+    d_stats = []
+    for _ in range(t.d_steps):
+        z = sampling.noise(t.batch_size, latent, state.noise_rng, device)
+        d_stats.append(d_update(state, loss, batches.draw(t.batch_size), z))
+    stats = {k: torch.stack([s[k] for s in d_stats]).mean() for k in d_stats[0]}
+    z = sampling.noise(t.batch_size, latent, state.noise_rng, device)
+    stats.update(g_update(state, loss, z))
+    state.step += 1
+    return stats
+
+
+def run_fingerprint(cfg: Config, data_sha256: str) -> dict[str, Any]:
+    """What makes two runs the same run: a checkpoint resumes only under an equal fingerprint."""
+    return {**fingerprint(cfg, ("model", "train")), "grid_rows": cfg.generate.grid_rows,
+            "data_sha256": data_sha256}
+
+
+def checkpoint_path(paths: TrainPaths, run_fp: dict[str, Any]) -> Path:
+    """One folder per fingerprint, so switching params back and forth never resumes the wrong run."""
+    digest = hashlib.sha256(json.dumps(run_fp, sort_keys=True).encode()).hexdigest()[:12]
+    return paths.checkpoints / digest / "last.pt"
+
+
+def try_resume(state: State, ckpt: Path, run_fp: dict[str, Any]) -> bool:
+    if not ckpt.is_file():
+        return False
+    saved = checkpoint.load(ckpt, "training checkpoint", "run `dvc repro train` to start afresh")
+    if saved["fingerprint"] != json.dumps(run_fp, sort_keys=True):
+        return False
+    state.load_dict(saved)
+    return True
+
+
+def train(cfg: Config, paths: TrainPaths) -> dict[str, Any]:
+    """Train G and D as params.yaml says, resuming from a matching checkpoint; returns a summary."""
+    prepared = load_prepared(paths.prepared)
+    device = resolve_device(cfg.train.device)
+    meta = prepared.meta
+    state = build_state(cfg, tuple(meta["shape"]), device)
+    run_fp = run_fingerprint(cfg, meta["sha256"])
+    ckpt = checkpoint_path(paths, run_fp)
+    resumed = try_resume(state, ckpt, run_fp)
+    if not resumed:
+        shutil.rmtree(paths.samples, ignore_errors=True)
+    print(f"train: {cfg.model.arch} on {meta['name']} ({len(prepared.train_x)} samples), device {device}, "
+          + (f"resuming at step {state.step}" if resumed else "from scratch") + f", {cfg.train.steps} steps")
+    run = tracking.start_run(f"{cfg.data.name}-{cfg.model.arch}", {"data.sha256": meta["sha256"]}, state.run_id)
+    state.run_id = run.run_id
+    run.log_params(cfg.flat())
+    run.write_link(paths.run_link)
+    try:
+        batches = Batches(prepared.train_x, meta["kind"], device, state.index_rng)
+        summary = _loop(state, cfg, paths, ckpt, run_fp, batches, run)
+        models.save_generator(state.generator, cfg, meta, state.step, paths.generator)
+        _log_model(state, cfg, run)
+    except BaseException:
+        run.finish(ok=False)
+        raise
+    run.finish()
+    return summary
+
+
+def _loop(state: State, cfg: Config, paths: TrainPaths, ckpt: Path, run_fp: dict[str, Any],
+          batches: Batches, run: tracking.TrackedRun) -> dict[str, Any]:
+    t = cfg.train
+    loss = losses.LOSSES[t.loss]
+    reporter = Reporter(paths.history, run, state.history, total=t.steps, start=state.step)
+    if state.step == 0 and not state.history:
+        _sample_grid(state, cfg, paths, batches, run)
+    started = time.perf_counter()
+    first = state.step
+    while state.step < t.steps:
+        reporter.add(state.step + 1, train_step(state, cfg, loss, batches))
+        if state.step % t.log_every == 0 or state.step == t.steps:
+            reporter.flush()
+        if state.step % t.sample_every == 0 or state.step == t.steps:
+            _sample_grid(state, cfg, paths, batches, run)
+        if state.step % t.checkpoint_every == 0 or state.step == t.steps:
+            reporter.flush()
+            checkpoint.save_atomic(state.to_dict(run_fp), ckpt)
+    reporter.close()
+    elapsed = time.perf_counter() - started
+    steps_done = state.step - first
+    summary = {"steps": state.step, "steps_run": steps_done, "seconds": round(elapsed, 2),
+               "steps_per_second": round(steps_done / elapsed, 2) if steps_done else 0.0,
+               "logging_fraction": round(reporter.seconds / elapsed, 5) if steps_done else 0.0}
+    run.log_metrics([(state.step, {"perf/steps_per_second": summary["steps_per_second"],
+                                   "perf/logging_fraction": summary["logging_fraction"]})])
+    print(f"train: done, {steps_done} steps in {elapsed:.1f}s ({summary['steps_per_second']} steps/s); "
+          f"logging took {100 * summary['logging_fraction']:.2f}% of it")
+    return summary
+
+
+def _sample_grid(state: State, cfg: Config, paths: TrainPaths, batches: Batches, run: tracking.TrackedRun) -> None:
+    """A grid of G(fixed z) at this step, on disk and in MLflow; 2-D data gets a scatter plot."""
+    generator = state.generator
+    was_training = generator.training
+    generator.eval()
+    fake = sampling.sample(generator, state.fixed_z)
+    generator.train(was_training)
+    path = paths.samples / f"step_{state.step:06d}.png"
+    if fake.dim() == 4:
+        sampling.save_grid(fake, path, cfg.generate.grid_rows)
+    else:
+        real = batches.data[:SCATTER_POINTS].cpu().numpy()  # a fixed slice: drawing would move the batch RNG
+        sampling.save_scatter(real, fake.cpu().numpy(), path)
+    run.log_artifact(path, "samples")
+
+
+def _log_model(state: State, cfg: Config, run: tracking.TrackedRun) -> None:
+    import copy
+
+    generator = copy.deepcopy(state.generator).cpu().eval()
+    example = sampling.noise(4, cfg.model.latent_dim, generator_for(cfg.seed, "example"), "cpu").numpy()
+    requirements = [f"torch=={torch.__version__.split('+')[0]}", "numpy"]
+    uri = run.log_generator(generator, example, requirements)
+    print(f"train: generator logged to MLflow as {uri}")

@@ -1,0 +1,92 @@
+"""params.yaml errors stop a stage before any work, with one line naming the key, the rule and the value."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gan.config import Config, load_params, parse_params
+from gan.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def error_of(raw) -> str:
+    with pytest.raises(UserError) as info:
+        parse_params(raw)
+    return str(info.value)
+
+
+def test_defaults_are_typed_and_frozen():
+    cfg = parse_params({})
+    assert cfg == Config()
+    assert cfg.train.betas_g == (0.5, 0.999)
+    with pytest.raises(AttributeError):
+        cfg.train.lr_g = 1.0  # type: ignore[misc]
+
+
+def test_values_are_read_into_their_sections():
+    cfg = parse_params({"seed": 3, "train": {"lr_g": 1, "betas_d": [0.0, 0.9]}, "data": {"name": "ring8"},
+                        "model": {"arch": "mlp"}})
+    assert cfg.seed == 3 and cfg.train.lr_g == 1.0 and isinstance(cfg.train.lr_g, float)
+    assert cfg.train.betas_d == (0.0, 0.9)
+    assert cfg.data.name == "ring8" and cfg.model.arch == "mlp"
+
+
+def test_unknown_key_names_its_full_path_and_suggests_the_near_one():
+    message = error_of({"train": {"lr_gg": 0.1}})
+    assert "unknown key train.lr_gg" in message and "did you mean 'lr_g'" in message
+
+
+def test_unknown_section_is_refused():
+    assert "unknown key trainer" in error_of({"trainer": {}})
+
+
+def test_out_of_range_value_names_key_rule_and_value():
+    assert error_of({"train": {"lr_d": -1}}) == "params.yaml: train.lr_d must be > 0, got -1"
+
+
+def test_wrong_type_names_key_and_expected_type():
+    assert "train.steps must be an integer, got '100'" in error_of({"train": {"steps": "100"}})
+    assert "train.lr_g must be a number, got True" in error_of({"train": {"lr_g": True}})
+    assert "data.download must be true or false" in error_of({"data": {"download": "yes"}})
+    assert "train.betas_g must be a list" in error_of({"train": {"betas_g": 0.5}})
+    assert "train.betas_g must be two numbers in [0, 1)" in error_of({"train": {"betas_g": [0.5, 1.5]}})
+
+
+def test_unknown_registry_name_lists_the_allowed_names():
+    message = error_of({"train": {"loss": "hingee"}})
+    assert "train.loss must be one of" in message and "nonsaturating" in message and "'hingee'" in message
+    assert "data.name must be one of" in error_of({"data": {"name": "imagenet"}})
+    assert "model.arch must be one of" in error_of({"model": {"arch": "vit"}})
+
+
+def test_cross_key_rules_name_both_keys():
+    assert "model.arch=dcgan needs images data" in error_of({"data": {"name": "grid25"}})
+    assert "data.image_size must be one of 28, 32, 64" in error_of({"data": {"image_size": 30}})
+    message = error_of({"generate": {"num_samples": 100}, "evaluate": {"num_samples": 200}})
+    assert "evaluate.num_samples (200) must be <= generate.num_samples (100)" in message
+
+
+def test_bad_yaml_and_missing_file_are_user_errors(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_params(bad)
+    with pytest.raises(UserError, match="no such params file"):
+        load_params(tmp_path / "absent.yaml")
+
+
+def test_a_stage_given_bad_params_exits_2_with_one_line_and_writes_nothing(tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train"]["lr_d"] = -1
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = subprocess.run([sys.executable, str(ROOT / "stages" / "prepare.py"), "--out", "prepared"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "prepare: error: params.yaml: train.lr_d must be > 0, got -1"
+    assert not (tmp_path / "prepared").exists()

@@ -1,0 +1,164 @@
+"""The metric maths: Fréchet distance against pytorch-fid and by hand, mode and class coverage."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from gan.metrics import class_coverage, frechet_distance, gaussian_stats, mode_metrics
+
+
+def random_stats(rng: np.random.Generator, dim: int, samples: int) -> tuple[np.ndarray, np.ndarray]:
+    features = rng.normal(size=(samples, dim)) @ rng.normal(size=(dim, dim)) + rng.normal(size=dim)
+    return gaussian_stats(features)
+
+
+def reference_fid(*stats: np.ndarray) -> float:
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    with warnings.catch_warnings():
+        # pytorch-fid 0.3.0 passes sqrtm's `disp`, deprecated in scipy 1.16.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        return float(calculate_frechet_distance(*stats))
+
+
+# ---------------------------------------------------------------------------- frechet
+
+
+@pytest.mark.parametrize("seed, dim", [(0, 2), (1, 8), (2, 32), (3, 64)])
+def test_frechet_distance_matches_pytorch_fid(seed, dim):
+    rng = np.random.default_rng(seed)
+    mu1, sigma1 = random_stats(rng, dim, 500)
+    mu2, sigma2 = random_stats(rng, dim, 400)
+    ours = frechet_distance(mu1, sigma1, mu2, sigma2)
+    assert ours == pytest.approx(reference_fid(mu1, sigma1, mu2, sigma2), rel=1e-6)
+
+
+def test_frechet_distance_matches_pytorch_fid_on_near_singular_covariances():
+    rng = np.random.default_rng(4)
+    # 20 samples in 32 dimensions: rank-deficient covariances, as with too few samples.
+    mu1, sigma1 = gaussian_stats(rng.normal(size=(20, 32)))
+    mu2, sigma2 = gaussian_stats(rng.normal(size=(20, 32)) + 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy's LinAlgWarning on the singular product
+        ours = frechet_distance(mu1, sigma1, mu2, sigma2)
+        expected = reference_fid(mu1, sigma1, mu2, sigma2)
+    assert ours == pytest.approx(expected, rel=1e-6)
+
+
+def test_frechet_distance_of_identical_statistics_is_zero():
+    mu, sigma = random_stats(np.random.default_rng(5), 16, 200)
+    assert frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_frechet_distance_of_a_pure_mean_shift_is_its_squared_norm():
+    mu, sigma = random_stats(np.random.default_rng(6), 4, 300)
+    shift = np.array([1.0, -2.0, 0.5, 3.0])  # 1 + 4 + 0.25 + 9
+    assert frechet_distance(mu, sigma, mu + shift, sigma) == pytest.approx(14.25, rel=1e-8)
+
+
+def test_frechet_distance_between_isotropic_gaussians_by_hand():
+    # Tr(a I + b I - 2 sqrt(a b) I) = d (sqrt(a) - sqrt(b))^2 = 3 * (2 - 1)^2
+    eye = np.eye(3)
+    assert frechet_distance(np.zeros(3), 4 * eye, np.zeros(3), eye) == pytest.approx(3.0, rel=1e-10)
+
+
+def test_frechet_distance_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="means"):
+        frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
+    with pytest.raises(ValueError, match="covariances"):
+        frechet_distance(np.zeros(3), np.eye(3), np.zeros(3), np.eye(2))
+
+
+def test_gaussian_stats_are_numpy_mean_and_covariance_in_float64():
+    features = np.random.default_rng(7).normal(size=(100, 5)).astype(np.float32)
+    mu, sigma = gaussian_stats(features)
+    assert mu.dtype == sigma.dtype == np.float64
+    np.testing.assert_allclose(mu, features.astype(np.float64).mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(sigma, np.cov(features.astype(np.float64), rowvar=False), rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------- modes
+
+SQUARE = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])  # K = 4 modes
+
+
+def test_points_on_every_mode_capture_all_modes_with_zero_kl():
+    points = np.repeat(SQUARE, 25, axis=0)
+    result = mode_metrics(points, SQUARE, mode_std=0.1)
+    assert result == {"modes_captured": 4, "modes_total": 4, "high_quality_pct": 100.0, "reverse_kl": 0.0}
+
+
+def test_points_on_one_mode_capture_one_with_kl_log_k():
+    result = mode_metrics(np.tile(SQUARE[1], (100, 1)), SQUARE, mode_std=0.1)
+    assert result["modes_captured"] == 1
+    assert result["high_quality_pct"] == 100.0
+    assert result["reverse_kl"] == pytest.approx(math.log(4))
+
+
+def test_points_beyond_three_std_are_not_high_quality():
+    points = SQUARE + 0.31  # 0.31 * sqrt(2) = 0.44 > 3 * 0.1 from every mode
+    result = mode_metrics(np.repeat(points, 10, axis=0), SQUARE, mode_std=0.1)
+    assert result["high_quality_pct"] == 0.0
+    assert result["modes_captured"] == 0
+    assert result["reverse_kl"] == pytest.approx(math.log(4))  # the documented worst case
+
+
+def test_points_within_three_std_are_high_quality():
+    points = SQUARE + np.array([0.29, 0.0])  # 2.9 std from its mode
+    assert mode_metrics(points, SQUARE, mode_std=0.1)["high_quality_pct"] == 100.0
+
+
+def test_a_mode_needs_a_fifth_of_its_uniform_share_to_be_captured():
+    # N = 100, K = 4: a mode needs 0.2 * 100 / 4 = 5 high-quality samples.
+    at_threshold = np.repeat(SQUARE, [40, 40, 15, 5], axis=0)
+    assert mode_metrics(at_threshold, SQUARE, mode_std=0.1)["modes_captured"] == 4
+
+
+def test_a_mode_below_a_fifth_of_its_share_is_not_captured():
+    counts = np.array([40, 40, 16, 4])
+    result = mode_metrics(np.repeat(SQUARE, counts, axis=0), SQUARE, mode_std=0.1)
+    assert result["modes_captured"] == 3
+    p = counts / 100
+    assert result["reverse_kl"] == pytest.approx(float(np.sum(p * np.log(p * 4))))
+
+
+def test_reverse_kl_counts_only_high_quality_samples():
+    on_modes = np.repeat(SQUARE[:2], 10, axis=0)  # 10 HQ on each of two modes
+    strays = np.full((20, 2), 5.0)  # centre of the square: far from all modes
+    result = mode_metrics(np.concatenate([on_modes, strays]), SQUARE, mode_std=0.1)
+    assert result["high_quality_pct"] == 50.0
+    assert result["reverse_kl"] == pytest.approx(2 * 0.5 * math.log(0.5 * 4))  # = log 2
+
+
+# ---------------------------------------------------------------------------- classes
+
+
+def test_balanced_labels_cover_every_class_with_zero_kl():
+    result = class_coverage(np.repeat(np.arange(10), 30), num_classes=10)
+    assert result["classes_covered"] == 10
+    assert result["class_kl"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_class_below_a_quarter_of_its_share_is_not_covered():
+    # N = 100, K = 4: a class needs 0.25 * 100 / 4 = 6.25, so 7 counts and 6 does not.
+    labels = np.repeat(np.arange(4), [47, 40, 7, 6])
+    result = class_coverage(labels, num_classes=4)
+    assert result["classes_covered"] == 3
+    p = np.array([0.47, 0.40, 0.07, 0.06])
+    assert result["class_kl"] == pytest.approx(float(np.sum(p * np.log(4 * p))))
+
+
+def test_missing_classes_count_as_uncovered_and_add_nothing_to_kl():
+    labels = np.array([0, 0, 1, 1])  # classes 2 and 3 never predicted: p = (1/2, 1/2, 0, 0)
+    result = class_coverage(labels, num_classes=4)
+    assert result["classes_covered"] == 2
+    assert result["class_kl"] == pytest.approx(math.log(2))
+
+
+def test_class_coverage_rejects_labels_out_of_range():
+    with pytest.raises(ValueError, match="labels"):
+        class_coverage(np.array([0, 4]), num_classes=4)
