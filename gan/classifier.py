@@ -60,7 +60,12 @@ def _conv_block(in_channels: int, out_channels: int) -> list[nn.Module]:
 
 def new_classifier(channels: int, image_size: int, num_classes: int, seed: int,
                    feature_dim: int = 128) -> DomainClassifier:
-    """A DomainClassifier whose initial weights depend only on `seed` (global RNGs untouched)."""
+    """A DomainClassifier whose initial weights depend only on `seed` (global RNGs untouched).
+
+    Untrained and with num_classes = 0, it is the feature extractor for unlabelled images
+    (kind "random_cnn"): a weak but fixed embedding, consistent across runs of one seed, so
+    its Fréchet distances rank models on that data set but mean less than a trained one's.
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return DomainClassifier(channels, image_size, num_classes, feature_dim)
@@ -72,8 +77,8 @@ def train_classifier(train_x: np.ndarray, train_y: np.ndarray, num_classes: int,
     """Train on uint8 (N, H, W, C) images and int labels with Adam and cross-entropy.
 
     The images stay on the device as one uint8 tensor; each epoch visits them in an order
-    drawn from a seeded torch.Generator, so on the CPU the same seed gives the same weights
-    bit for bit. Returns the model in eval mode.
+    drawn from a seeded torch.Generator, so on the CPU the same seed (and thread count)
+    gives the same weights bit for bit. Returns the model in eval mode.
     """
     device = torch.device(device)
     if num_classes <= 0 or train_y is None:
@@ -88,7 +93,7 @@ def train_classifier(train_x: np.ndarray, train_y: np.ndarray, num_classes: int,
         order = torch.randperm(len(images), generator=order_rng).to(device)
         for start in range(0, len(order), batch_size):
             index = order[start:start + batch_size]
-            loss = F.cross_entropy(model(to_tensor(images[index])), labels[index])
+            loss = F.cross_entropy(model(to_tensor(images[index], device)), labels[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -1,13 +1,16 @@
 """The collector of per-step numbers: buffered on the device, written out in batches.
 
 Training calls `add(step, {name: tensor})` each step without a host sync; `flush()` turns
-the buffer into numbers with one transfer and sends the rows to every sink: the MLflow
-run (one log_batch call), the history file that dvc.yaml declares as plots, and the
-progress bar. The time spent flushing is counted, so a run reports its logging overhead.
+the buffer into numbers with one transfer and hands the rows to a writer thread, which
+appends them to the history file that dvc.yaml declares as plots and sends them to the
+MLflow run in one log_batch call. The training thread therefore never waits on the store;
+the time it does spend in `flush` is counted, so a run reports its own logging overhead.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,11 +35,17 @@ class Reporter:
             handle.writelines(_line(row) for row in history)
         self.bar = tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True,
                         mininterval=1.0, disable=total == 0)
+        self._queue: queue.Queue[list[list[float]] | None] = queue.Queue()
+        self._error: BaseException | None = None
+        self._writer = threading.Thread(target=self._write_loop, name="reporter", daemon=True)
+        self._writer.start()
 
     def add(self, step: int, values: dict[str, torch.Tensor]) -> None:
         self.pending.append((step, values))
 
     def flush(self) -> None:
+        if self._error is not None:
+            raise self._error
         if not self.pending:
             return
         started = time.perf_counter()
@@ -45,9 +54,7 @@ class Reporter:
         rows = [[float(step), *values] for (step, _), values in zip(self.pending, numbers)]
         self.pending.clear()
         self.history.extend(rows)
-        with self.history_path.open("a") as handle:
-            handle.writelines(_line(row) for row in rows)
-        self.run.log_metrics([(int(r[0]), dict(zip(self.columns, r[1:]))) for r in rows])
+        self._queue.put(rows)
         last = dict(zip(self.columns, rows[-1][1:]))
         self.bar.set_postfix({"loss_d": f"{last['loss_d']:.3f}", "loss_g": f"{last['loss_g']:.3f}",
                               "D(x)": f"{last['d_real']:.2f}", "D(G(z))": f"{last['d_fake']:.2f}"},
@@ -56,8 +63,24 @@ class Reporter:
         self.seconds += time.perf_counter() - started
 
     def close(self) -> None:
+        """Flush, wait for the writer to finish, and re-raise anything it failed with."""
         self.flush()
+        self._queue.put(None)
+        self._writer.join()
         self.bar.close()
+        if self._error is not None:
+            raise self._error
+
+    def _write_loop(self) -> None:
+        while (rows := self._queue.get()) is not None:
+            if self._error is not None:
+                continue
+            try:
+                with self.history_path.open("a") as handle:
+                    handle.writelines(_line(row) for row in rows)
+                self.run.log_metrics([(int(r[0]), dict(zip(self.columns, r[1:]))) for r in rows])
+            except BaseException as exc:  # surfaced on the training thread at the next flush
+                self._error = exc
 
 
 def _line(row: list[float]) -> str:

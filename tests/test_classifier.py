@@ -71,7 +71,7 @@ def test_classifier_without_classes_gives_features_and_empty_logits():
 
 
 def test_training_is_bit_identical_for_the_same_seed():
-    images, labels = quadrant_images(96)
+    images, labels = quadrant_images(64)
     runs = [train_classifier(images, labels, 4, epochs=1, batch_size=32, lr=1e-3, seed=3, device="cpu")
             for _ in range(2)]
     first, second = (r.state_dict() for r in runs)
@@ -81,7 +81,7 @@ def test_training_is_bit_identical_for_the_same_seed():
 
 
 def test_training_separates_a_learnable_task_within_two_epochs():
-    train_x, train_y = quadrant_images(512, seed=0)
+    train_x, train_y = quadrant_images(128, seed=0)
     test_x, test_y = quadrant_images(200, seed=1)
     model = train_classifier(train_x, train_y, 4, epochs=2, batch_size=32, lr=1e-3, seed=0, device="cpu")
     features, logits = embed(model, test_x, batch_size=64, device="cpu")
@@ -107,13 +107,13 @@ def test_accuracy_is_the_share_of_correct_argmax():
 
 
 def test_image_evaluator_round_trip(tmp_path):
-    train, test = quadrant_images(256, seed=0), quadrant_images(100, seed=1)
+    train, test = quadrant_images(128, seed=0), quadrant_images(100, seed=1)
     prepared = write_prepared(tmp_path / "prepared", train, test, image_meta(train[0], 4))
     metrics = build_evaluator(small_config(epochs=2), prepared, tmp_path / "evaluator.pt", tmp_path / "m.json")
     assert json.loads((tmp_path / "m.json").read_text()) == metrics
     assert metrics["classifier_test_accuracy"] > 0.9
     assert metrics["fid_real_train_vs_test"] >= 0
-    assert (metrics["fid_real_train_samples"], metrics["reference_samples"]) == (256, 100)
+    assert (metrics["fid_real_train_samples"], metrics["reference_samples"]) == (128, 100)
 
     saved = torch.load(tmp_path / "evaluator.pt", weights_only=True)
     assert (saved["version"], saved["kind"], saved["data_sha256"]) == (1, "classifier", "f" * 64)

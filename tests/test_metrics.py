@@ -49,6 +49,24 @@ def test_frechet_distance_matches_pytorch_fid_on_near_singular_covariances():
     assert ours == pytest.approx(expected, rel=1e-6)
 
 
+def test_a_non_finite_square_root_is_retried_with_eps_on_the_diagonals(monkeypatch):
+    from gan.metrics import frechet as frechet_module
+
+    seen = []
+    real_sqrtm = frechet_module.linalg.sqrtm
+
+    def first_call_fails(matrix):
+        seen.append(matrix)
+        return np.full_like(matrix, np.nan) if len(seen) == 1 else real_sqrtm(matrix)
+
+    monkeypatch.setattr(frechet_module.linalg, "sqrtm", first_call_fails)
+    sigma = np.diag([1.0, 4.0])
+    with pytest.warns(RuntimeWarning, match="singular"):
+        distance = frechet_distance(np.zeros(2), sigma, np.zeros(2), sigma, eps=0.5)
+    np.testing.assert_allclose(seen[1], (sigma + 0.5 * np.eye(2)) @ (sigma + 0.5 * np.eye(2)))
+    assert distance == pytest.approx(2 * 5.0 - 2 * (1.5 + 4.5))  # traces 5 + 5, sqrt with eps: 1.5 + 4.5
+
+
 def test_frechet_distance_of_identical_statistics_is_zero():
     mu, sigma = random_stats(np.random.default_rng(5), 16, 200)
     assert frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0.0, abs=1e-8)
@@ -64,6 +82,12 @@ def test_frechet_distance_between_isotropic_gaussians_by_hand():
     # Tr(a I + b I - 2 sqrt(a b) I) = d (sqrt(a) - sqrt(b))^2 = 3 * (2 - 1)^2
     eye = np.eye(3)
     assert frechet_distance(np.zeros(3), 4 * eye, np.zeros(3), eye) == pytest.approx(3.0, rel=1e-10)
+
+
+def test_frechet_distance_rejects_a_large_imaginary_part():
+    not_a_covariance = np.diag([1.0, -1.0])  # sqrt of the product is diag(1, i)
+    with pytest.raises(ValueError, match="imaginary"):
+        frechet_distance(np.zeros(2), not_a_covariance, np.zeros(2), np.eye(2))
 
 
 def test_frechet_distance_rejects_mismatched_shapes():

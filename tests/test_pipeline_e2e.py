@@ -1,0 +1,147 @@
+"""End to end: `dvc repro` in a temporary copy of the repository, with small params.
+
+A real git repo with DVC initialised, the real stage scripts, and the default MLflow
+store (SQLite at the repo root), as a user gets them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, write_params
+
+pytestmark = pytest.mark.slow
+
+SMALL = {
+    "model": {"width": 16, "latent_dim": 16},
+    "train": {"steps": 20, "batch_size": 16, "sample_every": 10, "checkpoint_every": 10, "log_every": 5},
+    "features": {"epochs": 1},
+    "generate": {"num_samples": 300, "grid_rows": 4, "interpolation_rows": 2, "interpolation_steps": 4},
+    "evaluate": {"num_samples": 300},
+}
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """A fresh clone-like copy: the tracked files, a new git repo, one commit."""
+    dest = tmp_path_factory.mktemp("repo")
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    write_params(dest, SMALL)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING_URI", "DVC_"))}
+    env.update({"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}", "PYTHONPATH": str(dest),
+                "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
+                "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
+                "MLFLOW_DISABLE_TELEMETRY": "true"})
+    for args in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
+        run(args, dest, env)
+    first = run([sys.executable, "-m", "dvc", "repro"], dest, env)
+    return dest, env, first
+
+
+def dvc(repo_dir: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "dvc", *args], repo_dir, env)
+
+
+def test_repro_writes_every_stage_output(repo):
+    root, _, _ = repo
+    for path in ("data/prepared/train.npz", "data/prepared/meta.json", "models/evaluator.pt",
+                 "models/generator.pt", "reports/train/history.tsv", "reports/train/run.json",
+                 "reports/train/samples/step_000020.png", "data/generated/samples.npz",
+                 "reports/generate/grid.png", "reports/generate/interpolation.png", "reports/metrics.json",
+                 "reports/features/metrics.json"):
+        assert (root / path).is_file(), path
+    history = (root / "reports/train/history.tsv").read_text().splitlines()
+    assert history[0].split("\t") == ["step", "loss_d", "loss_g", "d_real", "d_fake"] and len(history) == 21
+    metrics = json.loads((root / "reports/metrics.json").read_text())
+    assert metrics["num_samples"] == 300 and metrics["fid_domain"] > 0 and 0 <= metrics["classes_covered"] <= 10
+    with np.load(root / "data/generated/samples.npz") as saved:
+        assert saved["x"].shape == (300, 28, 28, 1) and saved["x"].dtype == np.uint8
+
+
+def test_a_second_repro_with_nothing_changed_runs_nothing(repo):
+    root, env, _ = repo
+    again = dvc(root, env, "repro")
+    assert "Running stage" not in again.stdout, again.stdout
+    status = dvc(root, env, "status")
+    assert "changed" not in status.stdout
+
+
+def test_mlflow_store_holds_one_run_with_params_curves_images_metrics_and_a_loadable_generator(repo):
+    import mlflow
+    import mlflow.pytorch
+    import torch
+    from mlflow.tracking import MlflowClient
+
+    root, _, _ = repo
+    store = f"sqlite:///{root / 'mlflow.db'}"  # the default store: no MLFLOW_TRACKING_URI was set
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(store)
+    try:
+        client = MlflowClient(store)
+        run_id = json.loads((root / "reports/train/run.json").read_text())["run_id"]
+        run = client.get_run(run_id)
+        assert run.data.params["train.steps"] == "20" and run.data.params["evaluate.num_samples"] == "300"
+        assert run.data.tags["data.sha256"] == json.loads((root / "data/prepared/meta.json").read_text())["sha256"]
+        assert len(run.data.tags["git.commit"]) == 40
+        assert [m.step for m in client.get_metric_history(run_id, "loss_d")] == list(range(1, 21))
+        assert "eval/fid_domain" in run.data.metrics
+        artifacts = {a.path for a in client.list_artifacts(run_id, "samples")}
+        assert "samples/step_000000.png" in artifacts and "samples/step_000020.png" in artifacts
+        assert {a.path for a in client.list_artifacts(run_id, "generate")} >= {"generate/grid.png"}
+        generator = mlflow.pytorch.load_model(f"runs:/{run_id}/generator")
+        with torch.no_grad():
+            images = generator(torch.randn(5, 16))
+        assert images.shape == (5, 1, 28, 28) and images.min() >= -1 and images.max() <= 1
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+def _experiments(show: list[dict]) -> dict[str, dict]:
+    """{experiment name: its data} from `dvc exp show --json`."""
+    found = {}
+    for baseline in show:
+        for group in baseline.get("experiments") or []:
+            for rev in group.get("revs", []):
+                if rev.get("name"):
+                    found[rev["name"]] = rev["data"]
+    return found
+
+
+def test_experiments_change_params_show_side_by_side_and_name_their_mlflow_runs(repo):
+    root, env, _ = repo
+    dvc(root, env, "exp", "run", "-n", "slow-g", "-S", "train.lr_g=0.0001")
+    dvc(root, env, "exp", "run", "-n", "grid", "-S", "data.name=grid25", "-S", "model.arch=mlp")
+    exps = _experiments(json.loads(dvc(root, env, "exp", "show", "--json").stdout))
+    assert exps["slow-g"]["params"]["params.yaml"]["data"]["train"]["lr_g"] == 0.0001
+    assert exps["slow-g"]["metrics"]["reports/metrics.json"]["data"]["fid_domain"] > 0
+    grid = exps["grid"]["metrics"]["reports/metrics.json"]["data"]
+    assert grid["modes_total"] == 25 and 0 <= grid["modes_captured"] <= 25 and "reverse_kl" in grid
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("gan").experiment_id])
+    by_name = {r.info.run_name: r for r in runs}
+    assert by_name["grid"].data.tags["dvc.exp_name"] == "grid"
+    assert by_name["grid"].data.params["data.name"] == "grid25"
+    assert "eval/modes_captured" in by_name["grid"].data.metrics
+    assert by_name["slow-g"].data.params["train.lr_g"] == "0.0001"
