@@ -77,12 +77,21 @@ def test_repro_writes_every_stage_output(repo):
         assert saved["x"].shape == (300, 28, 28, 1) and saved["x"].dtype == np.uint8
 
 
-def test_a_second_repro_with_nothing_changed_runs_nothing(repo):
+def _run_count(root: Path) -> int:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    return len(client.search_runs([client.get_experiment_by_name("gan").experiment_id]))
+
+
+def test_a_second_repro_with_nothing_changed_runs_nothing_and_opens_no_run(repo):
     root, env, _ = repo
+    runs = _run_count(root)
     again = dvc(root, env, "repro")
     assert "Running stage" not in again.stdout, again.stdout
     status = dvc(root, env, "status")
     assert "changed" not in status.stdout
+    assert _run_count(root) == runs == 1
 
 
 def test_mlflow_store_holds_one_run_with_params_curves_images_metrics_and_a_loadable_generator(repo):
