@@ -6,6 +6,7 @@ A checkpoint is a dict of tensors and plain values (no pickled modules), loaded 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -16,6 +17,15 @@ import torch
 from gan.errors import UserError
 
 FORMAT_VERSION = 1
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks: the identity of weights recorded with every score."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def save_atomic(state: dict[str, Any], path: Path) -> None:

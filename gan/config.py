@@ -78,6 +78,8 @@ class TrainConfig:
     sample_every: int = _param(500, _positive, "> 0")
     checkpoint_every: int = _param(500, _positive, "> 0")
     log_every: int = _param(50, _positive, "> 0", doc="steps between flushes of the loss curves")
+    eval_every: int = _param(500, _non_negative, ">= 0", doc="steps between cheap FID-style scores; 0: never")
+    eval_samples: int = _param(1000, lambda x: x >= 2, ">= 2", doc="generated samples of each cheap score")
 
 
 @dataclass(frozen=True)
@@ -96,10 +98,18 @@ class GenerateConfig:
     interpolation_steps: int = _param(10, lambda x: x >= 2, ">= 2")
 
 
+DEFAULT_METRICS = ("fid_domain", "kid_domain", "pr_domain", "dc_domain", "is_domain", "fid_per_class_domain",
+                   "classes_domain", "modes")
+
+
 @dataclass(frozen=True)
 class EvaluateConfig:
-    num_samples: int = _param(5000, lambda x: x >= 2, ">= 2")
+    num_samples: int = _param(5000, lambda x: x >= 2, ">= 2", doc="generated samples each score uses")
     batch_size: int = _param(500, _positive, "> 0")
+    metrics: tuple[str, ...] = _param(DEFAULT_METRICS, lambda x: len(x) > 0 and len(set(x)) == len(x),
+                                      "a non-empty list without repeats", choices="gan.metrics.registry:METRICS")
+    repeats: int = _param(1, _positive, "> 0", doc="rerun the sampling with new seeds; report mean and std")
+    inception_weights: str = _param("", doc="pt_inception-2015-12-05-6726825d.pth; empty: the torch hub cache")
 
 
 @dataclass(frozen=True)
@@ -183,8 +193,10 @@ class _Reader:
         choices = f.metadata.get("choices")
         if choices is not None:
             allowed = registry_names(choices) if isinstance(choices, str) else choices
-            if value not in allowed:
-                self.fail(f"{where} must be one of {', '.join(allowed)}; got {raw!r}")
+            for i, item in enumerate(value if isinstance(value, tuple) else (value,)):
+                if item not in allowed:
+                    at = f"{where}[{i}]" if isinstance(value, tuple) else where
+                    self.fail(f"{at} must be one of {', '.join(allowed)}; got {item!r}")
         check = f.metadata.get("check")
         if check is not None and not check(value):
             self.fail(f"{where} must be {f.metadata['rule']}, got {raw!r}")

@@ -1,8 +1,9 @@
-"""The evaluate stage: score generated samples against held-out real data.
+"""The evaluate stage: the metrics named in evaluate.metrics, each stored with its protocol.
 
-Images: the Fréchet distance between domain-classifier features of the generated samples
-and of the held-out test split (FID-style, "fid_domain"), and how many classes the samples
-cover by that classifier. 2-D mixtures: modes captured, % high-quality samples, reverse KL.
+Every number's key states its metric, feature extractor and generated-sample count
+(`fid_domain_5k`); `reports/evaluate/protocol.json` adds the reference split and count, the
+extractor's weights hash, the resize and the seeds. With `evaluate.repeats: R`, the sampling
+is redone with seeds seed..seed+R-1 and each number is the mean, with `<key>_repeats_std`.
 """
 
 from __future__ import annotations
@@ -13,23 +14,31 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from gan import tracking
+from gan import sampling, tracking
 from gan.config import Config
 from gan.data import load_prepared
 from gan.errors import UserError
-from gan.features import load_evaluator
-from gan.metrics import class_coverage, frechet_distance, gaussian_stats, mode_metrics
-from gan.runtime import resolve_device
+from gan.features import Evaluator, load_evaluator
+from gan.images import to_uint8
+from gan.metrics.inception import InceptionFeatures, resolve_weights
+from gan.metrics.registry import METRICS, FeatureView, applies, result_key
+from gan.models import load_generator
+from gan.reference import load_reference
+from gan.runtime import generator_for, make_deterministic, resolve_device
 
 
 @dataclass(frozen=True)
 class EvaluatePaths:
-    samples: Path  # data/generated/samples.npz
-    prepared: Path  # data/prepared (its meta: kind, hash, modes)
-    evaluator: Path  # models/evaluator.pt
+    samples: Path  # data/generated/samples.npz: the samples of repeat 0
+    generator: Path  # models/generator.pt: samples of further repeats
+    prepared: Path  # data/prepared (its meta: kind, hash, classes)
+    evaluator: Path  # models/evaluator.pt: domain classifier and its reference statistics
+    reference: Path  # models/reference_inception.pt
     run_link: Path  # reports/train/run.json
     metrics: Path  # reports/metrics.json
+    details: Path  # reports/evaluate: protocol.json, per_class.json
 
 
 def load_samples(path: Path, count: int) -> np.ndarray:
@@ -46,38 +55,140 @@ def load_samples(path: Path, count: int) -> np.ndarray:
     return samples[:count]
 
 
-def evaluate(cfg: Config, paths: EvaluatePaths) -> dict[str, Any]:
-    """Score the first evaluate.num_samples generated samples; write metrics.json and log to MLflow."""
+class Extractors:
+    """The feature views of one set of generated samples, built only for the metrics that need them."""
+
+    def __init__(self, cfg: Config, evaluator: Evaluator, reference: dict[str, Any], device: torch.device):
+        self.cfg, self.evaluator, self.reference, self.device = cfg, evaluator, reference, device
+        self._inception: InceptionFeatures | None = None
+
+    def view(self, extractor: str, samples: np.ndarray) -> FeatureView:
+        ev, batch = self.evaluator, self.cfg.evaluate.batch_size
+        if extractor == "points":
+            return FeatureView(real=np.zeros((0, 2)), fake=samples, modes=ev.modes, mode_std=ev.mode_std)
+        if extractor == "domain":
+            fake, logits = ev.embed(samples, batch_size=batch, device=self.device)
+            return FeatureView(ev.ref_features, fake, ev.ref_mu, ev.ref_sigma, logits, ev.ref_labels, ev.num_classes)
+        if self._inception is None:
+            self._inception = InceptionFeatures(resolve_weights(self.cfg.evaluate.inception_weights), self.device)
+            if self._inception.sha256 != self.reference["weights_sha256"]:
+                raise UserError(f"the Inception weights {self._inception.weights_path} differ from those of the "
+                                f"reference statistics; run `dvc repro -f reference`")
+        fake, logits = self._inception.embed(samples, batch)
+        ref = self.reference
+        return FeatureView(ref["features"].double().numpy(), fake, ref["mu"].double().numpy(),
+                           ref["sigma"].double().numpy(), logits, None, 1008)
+
+
+def evaluate(cfg: Config, paths: EvaluatePaths) -> dict[str, float]:
+    """Score generated samples with every applicable requested metric; write and log the results."""
     meta = load_prepared(paths.prepared).meta
     evaluator = load_evaluator(paths.evaluator)
     if evaluator.data_sha256 != meta["sha256"]:
         raise UserError(f"{paths.evaluator} was built for other data (sha256 {evaluator.data_sha256[:12]}, "
                         f"prepared data is {meta['sha256'][:12]}); run `dvc repro features`")
-    samples = load_samples(paths.samples, cfg.evaluate.num_samples)
-    if meta["kind"] == "points":
-        metrics = mode_metrics(samples, np.asarray(evaluator.modes), evaluator.mode_std)
-    else:
-        metrics = _image_metrics(evaluator, samples, cfg)
-    metrics = {"num_samples": len(samples), **{k: _round(v) for k, v in metrics.items()}}
-    paths.metrics.parent.mkdir(parents=True, exist_ok=True)
-    paths.metrics.write_text(json.dumps(metrics, indent=2) + "\n")
-    run = tracking.reopen_run(paths.run_link, {f"evaluate.{k}": v for k, v in cfg.to_dict()["evaluate"].items()})
-    run.log_metrics([(0, {f"eval/{k}": v for k, v in metrics.items()})])
-    run.log_artifact(paths.metrics, "evaluate")
-    run.finish()
-    print("evaluate: " + ", ".join(f"{k}={v}" for k, v in metrics.items()))
-    return metrics
-
-
-def _image_metrics(evaluator: Any, samples: np.ndarray, cfg: Config) -> dict[str, float]:
+    reference = load_reference(paths.reference)
+    names, skipped = _plan(cfg, meta, reference)
     device = resolve_device(cfg.train.device)
-    features, logits = evaluator.embed(samples, batch_size=cfg.evaluate.batch_size, device=device)
-    mu, sigma = gaussian_stats(features)
-    metrics = {"fid_domain": frechet_distance(mu, sigma, evaluator.ref_mu, evaluator.ref_sigma),
-               "fid_reference_samples": evaluator.ref_count}
-    if evaluator.num_classes:
-        metrics.update(class_coverage(logits.argmax(1), evaluator.num_classes))
+    extractors = Extractors(cfg, evaluator, reference, device)
+    rounds = [_score(cfg, names, extractors, _samples(cfg, paths, r, device), r) for r in range(cfg.evaluate.repeats)]
+    metrics, per_class = _combine(rounds)
+    protocol = _protocol(cfg, names, skipped, meta, evaluator, reference)
+    _write(paths, metrics, per_class, protocol)
+    run = tracking.reopen_run(paths.run_link, {f"evaluate.{k}": v for k, v in cfg.to_dict()["evaluate"].items()})
+    run.log_metrics([(0, {f"eval/{k}": v for k, v in metrics.items() if np.isfinite(v)})])
+    run.set_tags({f"protocol.{name}.{field}": value for name, entry in protocol["metrics"].items()
+                  for field, value in entry.items() if field != "keys"})
+    for path in (paths.metrics, paths.details / "protocol.json"):
+        run.log_artifact(path, "evaluate")
+    run.finish()
+    print("evaluate: " + ", ".join(f"{k}={v:.6g}" for k, v in metrics.items()))
     return metrics
+
+
+def _plan(cfg: Config, meta: dict[str, Any], reference: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+    """The requested metrics that apply to this data, and why each other one is skipped."""
+    names, skipped = [], {}
+    for name in cfg.evaluate.metrics:
+        if not applies(name, meta["kind"], int(meta["num_classes"])):
+            skipped[name] = f"does not apply to {meta['kind']} data with {meta['num_classes']} classes"
+        elif METRICS[name].extractor == "inception" and reference["status"] != "ok":
+            skipped[name] = reference.get("message", "no Inception reference; run `dvc repro -f reference`")
+            print(f"evaluate: warning: {name} skipped: {skipped[name]}")
+        else:
+            names.append(name)
+    return names, skipped
+
+
+def _samples(cfg: Config, paths: EvaluatePaths, repeat: int, device: torch.device) -> np.ndarray:
+    """Repeat 0 scores generate's samples; repeat r draws anew from G with seed + r."""
+    if repeat == 0:
+        return load_samples(paths.samples, cfg.evaluate.num_samples)
+    make_deterministic(cfg.seed + repeat, device)
+    generator, saved = load_generator(paths.generator, device)
+    z = sampling.noise(cfg.evaluate.num_samples, saved["latent_dim"],
+                       generator_for(cfg.seed + repeat, "generate", device), device)
+    fake = sampling.sample(generator, z, cfg.evaluate.batch_size)
+    return to_uint8(fake) if fake.dim() == 4 else fake.float().cpu().numpy()
+
+
+def _score(cfg: Config, names: list[str], extractors: Extractors, samples: np.ndarray,
+           repeat: int) -> dict[str, float]:
+    views: dict[str, FeatureView] = {}
+    out: dict[str, float] = {}
+    for name in names:
+        metric = METRICS[name]
+        if metric.extractor not in views:
+            views[metric.extractor] = extractors.view(metric.extractor, samples)
+        for key, value in metric(views[metric.extractor], cfg.seed + repeat).items():
+            out[result_key(name, key, len(samples))] = float(value)
+    return out
+
+
+def _combine(rounds: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean over repeats (and their std when there are several); per-class FIDs go to their own file."""
+    metrics, per_class = {}, {}
+    for key in rounds[0]:
+        values = np.array([r[key] for r in rounds])
+        target = per_class if key.startswith("fid_class") else metrics
+        target[key] = _round(values.mean())
+        if len(rounds) > 1:
+            target[f"{key}_repeats_std"] = _round(values.std(ddof=1))
+    return metrics, per_class
+
+
+def _protocol(cfg: Config, names: list[str], skipped: dict[str, str], meta: dict[str, Any],
+              evaluator: Evaluator, reference: dict[str, Any]) -> dict[str, Any]:
+    """What a reader needs to reproduce or compare each number."""
+    size = meta.get("image_size")
+    entries = {}
+    for name in names:
+        extractor = METRICS[name].extractor
+        entry = {"about": METRICS[name].about, "generated_samples": cfg.evaluate.num_samples,
+                 "reference_split": "test", "seeds": f"{cfg.seed}..{cfg.seed + cfg.evaluate.repeats - 1}",
+                 "repeats": cfg.evaluate.repeats, "data_sha256": meta["sha256"]}
+        if extractor == "inception":
+            entry.update(reference_samples=reference["count"], extractor="FID Inception-v3 pool3, 2048-d",
+                         extractor_sha256=reference["weights_sha256"],
+                         resize=f"{size}px bilinear to 299px, [-1, 1], grayscale tiled to 3 channels")
+        elif extractor == "domain":
+            entry.update(reference_samples=evaluator.ref_count, extractor=f"domain {evaluator.kind}, "
+                         f"{evaluator.ref_features.shape[1]}-d", extractor_sha256=evaluator.sha256,
+                         resize=f"none ({size}px)")
+        else:
+            entry.update(reference="mixture modes", extractor="none", mode_std=evaluator.mode_std)
+        entries[name] = entry
+    return {"metrics": entries, "skipped": skipped}
+
+
+def _write(paths: EvaluatePaths, metrics: dict[str, float], per_class: dict[str, float],
+           protocol: dict[str, Any]) -> None:
+    paths.metrics.parent.mkdir(parents=True, exist_ok=True)
+    finite = {k: (v if np.isfinite(v) else None) for k, v in metrics.items()}  # JSON has no NaN
+    paths.metrics.write_text(json.dumps(finite, indent=2) + "\n")
+    paths.details.mkdir(parents=True, exist_ok=True)
+    (paths.details / "protocol.json").write_text(json.dumps(protocol, indent=2) + "\n")
+    (paths.details / "per_class.json").write_text(json.dumps(per_class, indent=2) + "\n")
 
 
 def _round(value: float) -> float:

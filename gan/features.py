@@ -17,11 +17,12 @@ import numpy as np
 import torch
 
 from gan import checkpoint
+from gan.checkpoint import file_sha256
 from gan.classifier import DomainClassifier, accuracy, embed, new_classifier, train_classifier
 from gan.config import Config
 from gan.data import Prepared, load_prepared
 from gan.errors import UserError
-from gan.metrics import frechet_distance, gaussian_stats
+from gan.metrics.frechet import frechet_distance, gaussian_stats
 from gan.runtime import make_deterministic, resolve_device
 
 FIX = "run `dvc repro features`"
@@ -39,7 +40,10 @@ class Evaluator:
     ref_mu: np.ndarray | None = None  # (D,) float64, features of the test split
     ref_sigma: np.ndarray | None = None  # (D, D) float64
     ref_count: int = 0
+    ref_features: np.ndarray | None = None  # (M, D) float32 features of the test split, for KID/PR/DC
+    ref_labels: np.ndarray | None = None  # (M,) int64 labels of the test split, when labelled
     test_accuracy: float | None = None
+    sha256: str = ""  # of the evaluator file: recorded with every score it produced
     modes: np.ndarray | None = None  # (K, 2) mixture centres
     mode_std: float = 0.0
 
@@ -104,6 +108,9 @@ def _image_evaluator(cfg: Config, prepared: Prepared) -> tuple[dict[str, Any], d
              "channels": channels, "image_size": size, "num_classes": num_classes,
              "feature_dim": model.feature_dim, "data_sha256": prepared.meta["sha256"],
              "ref_mu": torch.from_numpy(ref_mu), "ref_sigma": torch.from_numpy(ref_sigma),
+             "ref_features": torch.from_numpy(test_features.astype(np.float32)),
+             "ref_labels": torch.from_numpy(np.asarray(prepared.test_y, np.int64)) if prepared.test_y is not None
+             else torch.zeros(0, dtype=torch.int64),
              "ref_count": len(test_features), "test_accuracy": metrics.get("classifier_test_accuracy")}
     return state, metrics
 
@@ -122,15 +129,18 @@ def load_evaluator(path: Path) -> Evaluator:
     try:
         if state["kind"] == "points":
             return Evaluator("points", str(state["data_sha256"]), 0,
-                             modes=state["modes"].double().numpy(), mode_std=float(state["mode_std"]))
+                             modes=state["modes"].double().numpy(), mode_std=float(state["mode_std"]),
+                             sha256=file_sha256(path))
         if state["kind"] not in KINDS:
             raise ValueError(f"unknown kind {state['kind']!r}")
         model = DomainClassifier(state["channels"], state["image_size"], state["num_classes"],
                                  state["feature_dim"])
         model.load_state_dict(state["state_dict"])
+        labels = state["ref_labels"].numpy()
         return Evaluator(state["kind"], str(state["data_sha256"]), int(state["num_classes"]), model.eval(),
                          state["ref_mu"].double().numpy(), state["ref_sigma"].double().numpy(),
-                         int(state["ref_count"]), state["test_accuracy"])
+                         int(state["ref_count"]), state["ref_features"].double().numpy(),
+                         labels if len(labels) else None, state["test_accuracy"], sha256=file_sha256(path))
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
         raise UserError(f"{path}: not a valid evaluator ({type(exc).__name__}: "
                         f"{' '.join(str(exc).split())[:200]}); delete it and {FIX}") from None

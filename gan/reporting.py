@@ -32,7 +32,7 @@ class Reporter:
         history_path.parent.mkdir(parents=True, exist_ok=True)
         with history_path.open("w") as handle:
             handle.write("step\t" + "\t".join(self.columns) + "\n")
-            handle.writelines(_line(row) for row in history)
+            handle.writelines(tsv_row(row) for row in history)
         self.bar = tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True,
                         mininterval=1.0, disable=total == 0)
         self._queue: queue.Queue[list[list[float]] | None] = queue.Queue()
@@ -77,11 +77,12 @@ class Reporter:
                 continue
             try:
                 with self.history_path.open("a") as handle:
-                    handle.writelines(_line(row) for row in rows)
+                    handle.writelines(tsv_row(row) for row in rows)
                 self.run.log_metrics([(int(r[0]), dict(zip(self.columns, r[1:]))) for r in rows])
             except BaseException as exc:  # surfaced on the training thread at the next flush
                 self._error = exc
 
 
-def _line(row: list[float]) -> str:
+def tsv_row(row: list[float]) -> str:
+    """One history row, [step, values...], as a line of a tab-separated file."""
     return f"{int(row[0])}\t" + "\t".join(f"{v:.6g}" for v in row[1:]) + "\n"

@@ -15,14 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from gan import checkpoint, losses, models, sampling, tracking
 from gan.config import Config, fingerprint
 from gan.data import load_prepared
-from gan.images import to_tensor
-from gan.reporting import Reporter
+from gan.features import load_evaluator
+from gan.images import to_tensor, to_uint8
+from gan.metrics.registry import METRICS, FeatureView, result_key
+from gan.reporting import Reporter, tsv_row
 from gan.runtime import generator_for, make_deterministic, resolve_device
 
 SCATTER_POINTS = 1000  # generated points in each 2-D progress plot
@@ -33,11 +36,16 @@ class TrainPaths:
     prepared: Path  # data/prepared
     generator: Path  # models/generator.pt
     checkpoints: Path  # checkpoints/ (persisted by DVC across runs)
-    reports: Path  # reports/train: history.tsv, run.json, samples/
+    reports: Path  # reports/train: history.tsv, eval.tsv, run.json, samples/
+    evaluator: Path  # models/evaluator.pt, for the scores during training
 
     @property
     def history(self) -> Path:
         return self.reports / "history.tsv"
+
+    @property
+    def eval_history(self) -> Path:
+        return self.reports / "eval.tsv"
 
     @property
     def run_link(self) -> Path:
@@ -61,6 +69,7 @@ class State:
     fixed_z: torch.Tensor  # latents of the sample grids, the same all run long
     step: int = 0
     history: list[list[float]] = field(default_factory=list)  # rows of [step, *Reporter.columns]
+    eval_history: list[list[float]] = field(default_factory=list)  # rows of [step, *scores during training]
     run_id: str | None = None
 
     def to_dict(self, run_fingerprint: dict[str, Any]) -> dict[str, Any]:
@@ -75,6 +84,7 @@ class State:
             "rng": checkpoint.rng_state(self.index_rng, self.noise_rng),
             "fixed_z": self.fixed_z.cpu(),
             "history": torch.tensor(self.history, dtype=torch.float64).reshape(-1, len(Reporter.columns) + 1),
+            "eval_history": torch.tensor(self.eval_history, dtype=torch.float64),
             "run_id": self.run_id or "",
         }
 
@@ -87,6 +97,7 @@ class State:
         self.fixed_z = saved["fixed_z"].to(self.fixed_z.device)
         self.step = int(saved["step"])
         self.history = saved["history"].tolist()
+        self.eval_history = saved["eval_history"].tolist()
         self.run_id = saved["run_id"] or None
 
 
@@ -221,8 +232,11 @@ def _loop(state: State, cfg: Config, paths: TrainPaths, ckpt: Path, run_fp: dict
     t = cfg.train
     loss = losses.LOSSES[t.loss]
     reporter = Reporter(paths.history, run, state.history, total=t.steps, start=state.step)
+    scorer = TrainingScore(cfg, paths, state, run) if t.eval_every else None
     if state.step == 0 and not state.history:
         _sample_grid(state, cfg, paths, batches, run)
+        if scorer:
+            scorer(state)
     started = time.perf_counter()
     first = state.step
     while state.step < t.steps:
@@ -231,6 +245,8 @@ def _loop(state: State, cfg: Config, paths: TrainPaths, ckpt: Path, run_fp: dict
             reporter.flush()
         if state.step % t.sample_every == 0 or state.step == t.steps:
             _sample_grid(state, cfg, paths, batches, run)
+        if scorer and (state.step % t.eval_every == 0 or state.step == t.steps):
+            scorer(state)
         if state.step % t.checkpoint_every == 0 or state.step == t.steps:
             reporter.flush()
             checkpoint.save_atomic(state.to_dict(run_fp), ckpt)
@@ -245,6 +261,51 @@ def _loop(state: State, cfg: Config, paths: TrainPaths, ckpt: Path, run_fp: dict
     print(f"train: done, {steps_done} steps in {elapsed:.1f}s ({summary['steps_per_second']} steps/s); "
           f"logging took {100 * summary['logging_fraction']:.2f}% of it")
     return summary
+
+
+class TrainingScore:
+    """A cheap FID-style score (or mode coverage, for 2-D data) of G every train.eval_every steps.
+
+    It uses train.eval_samples samples from the same latents each time, so the curve shows G
+    changing, not the noise. It is a progress curve only: the final metrics come from the
+    final generator in the evaluate stage, and no checkpoint is picked by this score.
+    """
+
+    BATCH = 500  # memory only: G and the classifier run in eval mode, so results do not depend on it
+    KEYS = {"fid_domain": ("fid",), "modes": ("modes_captured", "high_quality_pct", "reverse_kl")}
+
+    def __init__(self, cfg: Config, paths: TrainPaths, state: State, run: tracking.TrackedRun):
+        self.evaluator = load_evaluator(paths.evaluator)
+        self.name = "modes" if self.evaluator.kind == "points" else "fid_domain"
+        self.key = lambda k: result_key(self.name, k, cfg.train.eval_samples)
+        self.cfg, self.path, self.run = cfg, paths.eval_history, run
+        self.columns = [self.key(k) for k in self.KEYS[self.name]]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("\t".join(["step", *self.columns]) + "\n"
+                             + "".join(tsv_row(row) for row in state.eval_history))
+
+    def _compute(self, state: State) -> dict[str, float]:
+        cfg, ev, device = self.cfg, self.evaluator, state.fixed_z.device
+        z = sampling.noise(cfg.train.eval_samples, cfg.model.latent_dim, generator_for(cfg.seed, "train-eval", device),
+                           device)
+        generator = state.generator
+        generator.eval()
+        fake = sampling.sample(generator, z, self.BATCH)
+        generator.train()
+        if ev.kind == "points":
+            view = FeatureView(np.zeros((0, 2)), fake.float().cpu().numpy(), modes=ev.modes, mode_std=ev.mode_std)
+        else:
+            features, _ = ev.embed(to_uint8(fake), batch_size=self.BATCH, device=device)
+            view = FeatureView(ev.ref_features, features, ev.ref_mu, ev.ref_sigma)
+        return METRICS[self.name](view, cfg.seed)
+
+    def __call__(self, state: State) -> None:
+        scores = {self.key(k): v for k, v in self._compute(state).items()}
+        row = [float(state.step), *(scores[c] for c in self.columns)]
+        state.eval_history.append(row)
+        with self.path.open("a") as handle:
+            handle.write(tsv_row(row))
+        self.run.log_metrics([(state.step, {f"train_eval/{k}": v for k, v in scores.items()})])
 
 
 def _sample_grid(state: State, cfg: Config, paths: TrainPaths, batches: Batches, run: tracking.TrackedRun) -> None:

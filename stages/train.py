@@ -5,5 +5,5 @@ from gan.training import TrainPaths, train
 
 if __name__ == "__main__":
     run_stage("train", {"prepared": "data/prepared", "generator": "models/generator.pt",
-                        "checkpoints": "checkpoints", "reports": "reports/train"},
-              lambda cfg, a: train(cfg, TrainPaths(a.prepared, a.generator, a.checkpoints, a.reports)))
+                        "checkpoints": "checkpoints", "reports": "reports/train", "evaluator": "models/evaluator.pt"},
+              lambda cfg, a: train(cfg, TrainPaths(a.prepared, a.generator, a.checkpoints, a.reports, a.evaluator)))

@@ -14,7 +14,7 @@ from gan.classifier import DomainClassifier, accuracy, embed, train_classifier
 from gan.config import Config, FeaturesConfig, TrainConfig
 from gan.errors import UserError
 from gan.features import build_evaluator, load_evaluator
-from gan.metrics import gaussian_stats
+from gan.metrics.frechet import gaussian_stats
 
 
 def quadrant_images(count: int, size: int = 28, channels: int = 1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

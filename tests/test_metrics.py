@@ -8,7 +8,9 @@ import warnings
 import numpy as np
 import pytest
 
-from gan.metrics import class_coverage, frechet_distance, gaussian_stats, mode_metrics
+from gan.metrics.classes import class_coverage
+from gan.metrics.frechet import frechet_distance, gaussian_stats
+from gan.metrics.modes import mode_metrics
 
 
 def random_stats(rng: np.random.Generator, dim: int, samples: int) -> tuple[np.ndarray, np.ndarray]:

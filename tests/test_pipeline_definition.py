@@ -24,6 +24,7 @@ def _module_file(name: str) -> Path | None:
 
 
 def _gan_imports(path: Path) -> set[str]:
+    """gan modules `path` imports anywhere; in gan/config.py also registries named as strings."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -31,7 +32,7 @@ def _gan_imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "gan":
             found.add(node.module)
             found |= {f"{node.module}.{a.name}" for a in node.names if _module_file(f"{node.module}.{a.name}")}
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+        elif path.name == "config.py" and isinstance(node, ast.Constant) and isinstance(node.value, str):
             # registries named as "gan.module:ATTR" strings (gan/config.py) are imports too
             match = re.fullmatch(r"(gan(?:\.\w+)+):\w+", node.value)
             if match:

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.slow
 
 SMALL = {
     "model": {"width": 16, "latent_dim": 16},
-    "train": {"steps": 20, "batch_size": 16, "sample_every": 10, "checkpoint_every": 10, "log_every": 5},
+    "train": {"steps": 20, "batch_size": 16, "sample_every": 10, "checkpoint_every": 10, "log_every": 5,
+              "eval_every": 50},
     "features": {"epochs": 1},
     "generate": {"num_samples": 300, "grid_rows": 4, "interpolation_rows": 2, "interpolation_steps": 4},
     "evaluate": {"num_samples": 300},
@@ -72,7 +73,16 @@ def test_repro_writes_every_stage_output(repo):
     history = (root / "reports/train/history.tsv").read_text().splitlines()
     assert history[0].split("\t") == ["step", "loss_d", "loss_g", "d_real", "d_fake"] and len(history) == 21
     metrics = json.loads((root / "reports/metrics.json").read_text())
-    assert metrics["num_samples"] == 300 and metrics["fid_domain"] > 0 and 0 <= metrics["classes_covered"] <= 10
+    for key in ("fid_domain_300", "kid_domain_300", "precision_domain_300", "recall_domain_300",
+                "density_domain_300", "coverage_domain_300", "is_domain_300", "fid_per_class_mean_domain_300"):
+        assert isinstance(metrics[key], float), key
+    assert metrics["fid_domain_300"] > 0 and 0 <= metrics["classes_covered_domain_300"] <= 10
+    protocol = json.loads((root / "reports/evaluate/protocol.json").read_text())
+    fid = protocol["metrics"]["fid_domain"]
+    assert fid["generated_samples"] == 300 and fid["reference_samples"] == 1000 and fid["reference_split"] == "test"
+    assert len(fid["extractor_sha256"]) == 64 and protocol["skipped"]["modes"].startswith("does not apply")
+    scores = (root / "reports/train/eval.tsv").read_text().splitlines()
+    assert scores[0] == "step\tfid_domain_1k" and [r.split("\t")[0] for r in scores[1:]] == ["0", "20"]
     with np.load(root / "data/generated/samples.npz") as saved:
         assert saved["x"].shape == (300, 28, 28, 1) and saved["x"].dtype == np.uint8
 
@@ -112,7 +122,9 @@ def test_mlflow_store_holds_one_run_with_params_curves_images_metrics_and_a_load
         assert run.data.tags["data.sha256"] == json.loads((root / "data/prepared/meta.json").read_text())["sha256"]
         assert len(run.data.tags["git.commit"]) == 40
         assert [m.step for m in client.get_metric_history(run_id, "loss_d")] == list(range(1, 21))
-        assert "eval/fid_domain" in run.data.metrics
+        assert "eval/fid_domain_300" in run.data.metrics and "eval/kid_domain_300" in run.data.metrics
+        assert [m.step for m in client.get_metric_history(run_id, "train_eval/fid_domain_1k")] == [0, 20]
+        assert run.data.tags["protocol.fid_domain.generated_samples"] == "300"
         artifacts = {a.path for a in client.list_artifacts(run_id, "samples")}
         assert "samples/step_000000.png" in artifacts and "samples/step_000020.png" in artifacts
         assert {a.path for a in client.list_artifacts(run_id, "generate")} >= {"generate/grid.png"}
@@ -141,9 +153,9 @@ def test_experiments_change_params_show_side_by_side_and_name_their_mlflow_runs(
     dvc(root, env, "exp", "run", "-n", "grid", "-S", "data.name=grid25", "-S", "model.arch=mlp")
     exps = _experiments(json.loads(dvc(root, env, "exp", "show", "--json").stdout))
     assert exps["slow-g"]["params"]["params.yaml"]["data"]["train"]["lr_g"] == 0.0001
-    assert exps["slow-g"]["metrics"]["reports/metrics.json"]["data"]["fid_domain"] > 0
+    assert exps["slow-g"]["metrics"]["reports/metrics.json"]["data"]["fid_domain_300"] > 0
     grid = exps["grid"]["metrics"]["reports/metrics.json"]["data"]
-    assert grid["modes_total"] == 25 and 0 <= grid["modes_captured"] <= 25 and "reverse_kl" in grid
+    assert 0 <= grid["modes_captured_300"] <= 25 and "reverse_kl_300" in grid and "high_quality_pct_300" in grid
 
     from mlflow.tracking import MlflowClient
 
@@ -152,5 +164,5 @@ def test_experiments_change_params_show_side_by_side_and_name_their_mlflow_runs(
     by_name = {r.info.run_name: r for r in runs}
     assert by_name["grid"].data.tags["dvc.exp_name"] == "grid"
     assert by_name["grid"].data.params["data.name"] == "grid25"
-    assert "eval/modes_captured" in by_name["grid"].data.metrics
+    assert "eval/modes_captured_300" in by_name["grid"].data.metrics
     assert by_name["slow-g"].data.params["train.lr_g"] == "0.0001"

@@ -1,7 +1,7 @@
-"""Sample-quality metrics: Fréchet distance on features, mode coverage of 2-D mixtures, class coverage."""
+"""Sample-quality metrics. `registry` names them and says what each needs; the other modules
+compute them (Fréchet distance, KID, precision/recall, density/coverage, Inception Score,
+mode and class coverage) and `inception` provides the FID Inception network.
 
-from gan.metrics.classes import class_coverage
-from gan.metrics.frechet import frechet_distance, gaussian_stats
-from gan.metrics.modes import mode_metrics
-
-__all__ = ["class_coverage", "frechet_distance", "gaussian_stats", "mode_metrics"]
+Nothing is imported here, so that validating params (which reads the registry's names)
+does not load the metric code, and editing a metric reruns only the stages that compute it.
+"""
