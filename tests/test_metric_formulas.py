@@ -157,7 +157,8 @@ def test_prdc_rejects_k_not_smaller_than_the_set():
 # ---------------------------------------------------------------------------- inception score
 
 
-@pytest.mark.parametrize("seed, samples, classes, splits", [(0, 1000, 10, 10), (1, 1003, 1008, 10), (2, 500, 7, 3)])
+@pytest.mark.parametrize("seed, samples, classes, splits",
+                         [(0, 1000, 10, 10), (1, 1003, 1008, 10), (2, 500, 7, 3)])
 def test_inception_score_matches_torch_fidelity(seed, samples, classes, splits):
     from torch_fidelity.metric_isc import isc_features_to_metric
 
@@ -177,7 +178,7 @@ def test_inception_score_of_identical_predictions_is_one():
 
 @pytest.mark.parametrize("classes", [2, 10, 1000])
 def test_inception_score_of_confident_predictions_spread_over_all_classes_is_the_class_count(classes):
-    labels = np.tile(np.arange(classes), 20)  # each split of 2 * classes rows holds every class twice
+    labels = np.tile(np.arange(classes), 10)  # each of the 10 splits holds every class once
     logits = 1000.0 * np.eye(classes)[labels]  # p(y|x) is one-hot to the last bit
     assert inception_score(logits, splits=10)["is_mean"] == pytest.approx(classes, rel=1e-12)
 

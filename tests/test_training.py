@@ -15,6 +15,7 @@ from conftest import stage_command, write_params
 from gan import checkpoint
 from gan.config import parse_params
 from gan.data import prepare
+from gan.features import build_evaluator
 from gan.training import Batches, build_state, losses, train_step
 
 CASES = {
@@ -70,14 +71,17 @@ def test_generator_step_leaves_the_discriminator_untouched():
 RESUME_PARAMS = {
     "data": {"name": "grid25", "num_points": 2000},
     "model": {"arch": "mlp", "width": 32, "latent_dim": 2},
-    "train": {"steps": 600, "batch_size": 32, "checkpoint_every": 25, "sample_every": 10_000, "log_every": 25},
+    "train": {"steps": 600, "batch_size": 32, "checkpoint_every": 25, "sample_every": 10_000, "log_every": 25,
+              "eval_every": 100, "eval_samples": 200},
 }
 
 
 def make_run_dir(path: Path) -> Path:
     path.mkdir()
     write_params(path, RESUME_PARAMS)
-    prepare(parse_params(RESUME_PARAMS), path / "data" / "prepared")
+    cfg = parse_params(RESUME_PARAMS)
+    prepare(cfg, path / "data" / "prepared")
+    build_evaluator(cfg, path / "data" / "prepared", path / "models" / "evaluator.pt", path / "features.json")
     return path
 
 
@@ -117,7 +121,10 @@ def test_a_killed_run_resumes_and_ends_bit_identical_to_an_uninterrupted_one(tmp
     a, b = (torch.load(only_checkpoint(d), weights_only=True) for d in (straight, crashed))
     assert all(torch.equal(a["discriminator"][k], b["discriminator"][k]) for k in a["discriminator"])
     assert torch.equal(a["history"], b["history"]) and len(a["history"]) == RESUME_PARAMS["train"]["steps"]
-    assert (straight / "reports/train/history.tsv").read_text() == (crashed / "reports/train/history.tsv").read_text()
+    for report in ("history.tsv", "eval.tsv"):
+        assert (straight / "reports/train" / report).read_text() == (crashed / "reports/train" / report).read_text()
+    scores = (straight / "reports/train/eval.tsv").read_text().splitlines()
+    assert scores[0] == "step\tmodes_captured_200\thigh_quality_pct_200\treverse_kl_200" and len(scores) == 8
 
 
 def test_a_checkpoint_of_other_params_is_not_resumed(tmp_path):

@@ -3,7 +3,8 @@
 It is the network of TensorFlow's FID graph (inception-2015-12-05) rebuilt from torchvision's
 blocks and loaded from pytorch-fid's weights file, so that our scores compare with published ones.
 Cost: about 6 GFLOP per image at 299 px whatever the input size, so on a 2-core CPU embedding is
-the slow part of an evaluation (about 4 s per 100 images here); use a GPU for 10k-sample metrics.
+the slow part of an evaluation (~5 s wall, ~9 CPU-seconds per 100 images); a 10k-sample metric
+wants a GPU.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torchvision.models.inception import (BasicConv2d, Inception3, InceptionA, InceptionAux, InceptionB,
                                           InceptionC, InceptionD, InceptionE)
 
@@ -26,7 +26,7 @@ WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{WEIGHTS_FILE}"
 WEIGHTS_KEY = "evaluate.inception_weights"
 FEATURE_DIM = 2048
-NUM_CLASSES = 1008  # the TF graph's 1000 ImageNet classes plus 8 unused ones
+NUM_CLASSES = 1008  # the TF graph's softmax: ImageNet's 1000 classes plus 8 extra outputs
 INPUT_SIZE = 299
 _HASH_CHUNK = 1 << 20
 
@@ -94,9 +94,10 @@ class FIDInceptionV3(Inception3):
     The parameter names are Inception3's, which are also the keys of pytorch-fid's weights file.
     """
 
-    _TRUNK = ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1",
-              "Conv2d_4a_3x3", "maxpool2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b",
-              "Mixed_6c", "Mixed_6d", "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c", "avgpool")
+    # The layers up to pool3, in order; Inception3's dropout and fc come after (see class_logits).
+    TRUNK = ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1",
+             "Conv2d_4a_3x3", "maxpool2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b",
+             "Mixed_6c", "Mixed_6d", "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c", "avgpool")
 
     def __init__(self) -> None:
         # init_weights=False: the weights come from the file, and torchvision's init is slow.
@@ -112,7 +113,10 @@ class FIDInceptionV3(Inception3):
         x = images.expand(-1, 3, -1, -1)  # grayscale: the same plane in R, G and B
         # pytorch-fid resizes with PyTorch's bilinear (not TF's), so we do too: equal numbers.
         x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
-        for name in self._TRUNK:  # (N, 3, 299, 299) -> ... -> (N, 2048, 1, 1)
+        # Channels-last convolutions run ~1.6x faster on CPU (oneDNN); they differ from
+        # pytorch-fid's NCHW ones by float32 rounding only (~1e-7 relative).
+        x = x.contiguous(memory_format=torch.channels_last)
+        for name in self.TRUNK:  # (N, 3, 299, 299) -> ... -> (N, 2048, 1, 1)
             x = getattr(self, name)(x)
         return x.flatten(1)  # (N, 2048)
 
@@ -179,7 +183,7 @@ def load_network(path: Path) -> FIDInceptionV3:
         network.load_state_dict(state, strict=True)
     except RuntimeError as exc:  # missing/unexpected keys or wrong shapes
         raise UserError(f"{path}: not the FID Inception-v3 weights ({_one_line(exc)}); {fix}") from None
-    return network.eval().requires_grad_(False)
+    return network.to(memory_format=torch.channels_last).eval().requires_grad_(False)
 
 
 def _one_line(exc: BaseException, limit: int = 300) -> str:
@@ -204,7 +208,8 @@ class InceptionFeatures:
         """uint8 (N, H, W, 1 or 3) -> features float64 (N, 2048), logits float32 (N, 1008) or None.
 
         `logits="unbiased"` (fc without its bias) is what the Inception Score uses, see
-        FIDInceptionV3.class_logits; "biased" is the full fc layer; None skips them.
+        FIDInceptionV3.class_logits; "biased" is the full fc layer; None skips them. On a 2-core
+        CPU, batches of ~10 ran ~25% faster than batches of 50 (activations stay in cache).
         """
         if images.ndim != 4 or images.dtype != np.uint8:
             raise ValueError(f"embed expects uint8 (N, H, W, C) images, got {images.dtype} {images.shape}")

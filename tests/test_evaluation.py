@@ -1,0 +1,142 @@
+"""The evaluate stage: every number carries its protocol, repeats reseed, Inception is optional."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from gan.config import parse_params
+from gan.data import prepare
+from gan.errors import UserError
+from gan.evaluation import EvaluatePaths, evaluate
+from gan.features import build_evaluator
+from gan.generation import GeneratePaths, generate
+from gan.metrics.inception import WEIGHTS_FILE, WEIGHTS_URL
+from gan.metrics.registry import METRICS, result_key
+from gan.reference import build_reference
+from gan.training import TrainPaths, train
+
+SMALL = {
+    "data": {"test_fraction": 0.01},  # 50 held-out digits, 5 a class: fast, and enough for class statistics
+    "model": {"width": 8, "latent_dim": 8},
+    "train": {"steps": 10, "batch_size": 16, "sample_every": 10, "checkpoint_every": 10, "eval_every": 5,
+              "eval_samples": 100},
+    "features": {"epochs": 1},
+    "generate": {"num_samples": 200, "grid_rows": 2, "interpolation_rows": 1, "interpolation_steps": 2},
+    "evaluate": {"num_samples": 200},
+}
+
+
+def config(**evaluate):
+    return parse_params({**SMALL, "evaluate": {**SMALL["evaluate"], **evaluate}})
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """prepare, features, train and generate once, by their library calls, in a temp dir."""
+    root = tmp_path_factory.mktemp("pipeline")
+    cfg = config()
+    prepare(cfg, root / "prepared")
+    build_evaluator(cfg, root / "prepared", root / "evaluator.pt", root / "features.json")
+    train(cfg, TrainPaths(root / "prepared", root / "generator.pt", root / "checkpoints", root / "train",
+                          root / "evaluator.pt"))
+    generate(cfg, GeneratePaths(root / "generator.pt", root / "prepared", root / "train" / "run.json",
+                                root / "generated", root / "figures"))
+    return root
+
+
+def run_evaluate(root: Path, cfg, tag: str) -> tuple[dict, dict]:
+    build_reference(cfg, root / "prepared", root / f"reference-{tag}.pt")
+    paths = EvaluatePaths(root / "generated" / "samples.npz", root / "generator.pt", root / "prepared",
+                          root / "evaluator.pt", root / f"reference-{tag}.pt", root / "train" / "run.json",
+                          root / f"metrics-{tag}.json", root / f"details-{tag}")
+    metrics = evaluate(cfg, paths)
+    assert json.loads(paths.metrics.read_text()) == metrics
+    return metrics, json.loads((paths.details / "protocol.json").read_text())
+
+
+def test_every_default_metric_reports_under_a_name_with_its_extractor_and_sample_count(pipeline):
+    metrics, protocol = run_evaluate(pipeline, config(), "default")
+    assert set(metrics) == {
+        "fid_domain_200", "kid_domain_200", "kid_domain_200_std", "precision_domain_200", "recall_domain_200",
+        "density_domain_200", "coverage_domain_200", "is_domain_200", "is_domain_200_std",
+        "fid_per_class_mean_domain_200", "fid_per_class_max_domain_200", "fid_per_class_missing_domain_200",
+        "classes_covered_domain_200", "class_kl_domain_200"}
+    assert 0 <= metrics["precision_domain_200"] <= 1 and 1 <= metrics["is_domain_200"] <= 10
+    entry = protocol["metrics"]["kid_domain"]
+    assert entry["generated_samples"] == 200 and entry["reference_samples"] == 50 and entry["seeds"] == "0..0"
+    assert entry["resize"] == "none (28px)" and len(entry["extractor_sha256"]) == 64
+    assert "modes" in protocol["skipped"]
+    per_class = json.loads((pipeline / "details-default" / "per_class.json").read_text())
+    assert per_class and all(k.startswith("fid_class") for k in per_class)
+
+
+def test_repeats_resample_with_new_seeds_and_report_mean_and_std(pipeline):
+    single, _ = run_evaluate(pipeline, config(metrics=["fid_domain"]), "once")
+    repeated, protocol = run_evaluate(pipeline, config(metrics=["fid_domain"], repeats=3), "thrice")
+    assert set(repeated) == {"fid_domain_200", "fid_domain_200_repeats_std"}
+    assert repeated["fid_domain_200_repeats_std"] > 0  # the three sample sets differ
+    assert repeated["fid_domain_200"] != single["fid_domain_200"]
+    assert protocol["metrics"]["fid_domain"]["seeds"] == "0..2"
+
+
+def test_missing_inception_weights_skip_inception_metrics_with_the_fix_and_domain_metrics_still_run(
+        pipeline, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    metrics, protocol = run_evaluate(pipeline, config(metrics=["fid_domain", "fid_inception"]), "noweights")
+    assert set(metrics) == {"fid_domain_200"}
+    reason = protocol["skipped"]["fid_inception"]
+    assert WEIGHTS_URL in reason and str(tmp_path / "empty-torch-home" / "hub" / "checkpoints" / WEIGHTS_FILE) in reason
+    assert "evaluate.inception_weights" in reason
+
+
+def test_inception_metrics_use_the_shared_reference_and_record_the_weights_hash(pipeline, tmp_path):
+    from test_inception import random_inception_weights
+
+    weights = tmp_path / WEIGHTS_FILE
+    torch.save(random_inception_weights(0), weights)
+    cfg = config(metrics=["fid_inception", "kid_inception", "is_inception"], num_samples=40,
+                 inception_weights=str(weights), batch_size=20)
+    metrics, protocol = run_evaluate(pipeline, cfg, "inception")
+    assert metrics["fid_inception_40"] > 0 and "kid_inception_40" in metrics and metrics["is_inception_40"] >= 1
+    entry = protocol["metrics"]["fid_inception"]
+    from gan.checkpoint import file_sha256
+
+    assert entry["extractor_sha256"] == file_sha256(weights) and entry["reference_samples"] == 50
+    assert entry["resize"].startswith("28px bilinear to 299px")
+
+
+def test_inception_weights_changed_after_the_reference_are_refused(pipeline, tmp_path):
+    from test_inception import random_inception_weights
+
+    weights = tmp_path / WEIGHTS_FILE
+    torch.save(random_inception_weights(1), weights)
+    cfg = config(metrics=["fid_inception"], num_samples=10, inception_weights=str(weights), batch_size=10)
+    build_reference(config(metrics=["fid_domain"]), pipeline / "prepared", pipeline / "reference-x.pt")
+    ref = torch.load(pipeline / "reference-x.pt", weights_only=True)
+    assert ref["status"] == "not_requested"
+    build_reference(cfg, pipeline / "prepared", pipeline / "reference-y.pt")
+    torch.save(random_inception_weights(2), weights)  # the file changes after the reference was taken
+    paths = EvaluatePaths(pipeline / "generated" / "samples.npz", pipeline / "generator.pt", pipeline / "prepared",
+                          pipeline / "evaluator.pt", pipeline / "reference-y.pt", pipeline / "train" / "run.json",
+                          tmp_path / "m.json", tmp_path / "d")
+    with pytest.raises(UserError, match="differ from those of the reference statistics"):
+        evaluate(cfg, paths)
+
+
+def test_an_unknown_metric_name_is_refused_with_the_known_names():
+    with pytest.raises(UserError) as info:
+        parse_params({"evaluate": {"metrics": ["fid_domain", "fid_imagenet"]}})
+    message = str(info.value)
+    assert "evaluate.metrics[1] must be one of" in message and "'fid_imagenet'" in message
+    assert all(name in message for name in METRICS)
+
+
+def test_result_keys_state_extractor_and_count():
+    assert result_key("fid_domain", "fid", 5000) == "fid_domain_5k"
+    assert result_key("kid_inception", "kid_std", 10000) == "kid_inception_10k_std"
+    assert result_key("pr_domain", "precision", 2500) == "precision_domain_2500"
+    assert result_key("modes", "reverse_kl", 5000) == "reverse_kl_5k"
