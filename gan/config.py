@@ -60,7 +60,9 @@ class DataConfig:
 class ModelConfig:
     arch: str = _param("dcgan", choices="gan.models:ARCHITECTURES")
     latent_dim: int = _param(64, _positive, "> 0")
-    width: int = _param(64, _positive, "> 0", doc="base channels (DCGAN) or hidden units (MLP)")
+    width: int = _param(64, _positive, "> 0", doc="base channels (DCGAN, ResNet) or hidden units (MLP)")
+    conditional: bool = _param(False, doc="class-conditional G (conditional BN / embedding) and projection D")
+    spectral_norm: bool = _param(False, doc="spectral normalisation of every D weight (Miyato et al. 2018)")
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,13 @@ class TrainConfig:
     betas_g: tuple[float, float] = _param((0.5, 0.999), _betas, "two numbers in [0, 1)")
     betas_d: tuple[float, float] = _param((0.5, 0.999), _betas, "two numbers in [0, 1)")
     d_steps: int = _param(1, _positive, "> 0", doc="D updates for each G update")
+    gp_weight: float = _param(10.0, _non_negative, ">= 0", doc="λ of the WGAN-GP gradient penalty (loss: wasserstein)")
+    r1_weight: float = _param(0.0, _non_negative, ">= 0", doc="γ of the R1 penalty on reals; 0: off")
+    r1_interval: int = _param(16, _positive, "> 0", doc="lazy R1: apply every N steps, scaled by N")
+    ema_half_life_images: float = _param(0.0, _non_negative, ">= 0", doc="EMA of G by half-life in images; 0: off")
+    augment: str = _param("", doc="DiffAugment policy, e.g. color,translation,cutout; empty: off")
+    pack: int = _param(1, _positive, "> 0", doc="PacGAN: D judges this many samples at once")
+    mixed_precision: bool = _param(True, doc="bf16 autocast and channels_last on CUDA; the CPU stays exact fp32")
     device: str = _param("auto", lambda x: x in ("auto", "cpu") or x == "cuda" or x.startswith("cuda:"),
                          "'auto', 'cpu', 'cuda' or 'cuda:N'")
     sample_every: int = _param(500, _positive, "> 0")
@@ -99,7 +108,7 @@ class GenerateConfig:
 
 
 DEFAULT_METRICS = ("fid_domain", "kid_domain", "pr_domain", "dc_domain", "is_domain", "fid_per_class_domain",
-                   "classes_domain", "modes")
+                   "classes_domain", "agreement_domain", "modes")
 
 
 @dataclass(frozen=True)
@@ -242,6 +251,22 @@ def _cross_check(cfg: Config, fail: Callable[[str], typing.NoReturn]) -> None:
         sizes = ", ".join(map(str, arch.image_sizes))
         fail(f"data.image_size must be one of {sizes} for model.arch={cfg.model.arch}, "
              f"got {cfg.data.image_size}")
+    t = cfg.train
+    if t.augment:
+        from gan.augment import parse_policy
+
+        try:
+            parse_policy(t.augment)
+        except ValueError as exc:
+            fail(f"train.augment: {exc}")
+        if kind != "images":
+            fail(f"train.augment={t.augment} works on images, but data.name={cfg.data.name} gives {kind}; "
+                 f"set train.augment: ''")
+    if t.batch_size % t.pack:
+        fail(f"train.batch_size ({t.batch_size}) must be a multiple of train.pack ({t.pack})")
+    if t.pack > 1 and cfg.model.conditional:
+        fail("train.pack > 1 does not combine with model.conditional: true (a packed D sees several classes); "
+             "set one of them off")
     if cfg.evaluate.num_samples > cfg.generate.num_samples:
         fail(f"evaluate.num_samples ({cfg.evaluate.num_samples}) must be <= generate.num_samples "
              f"({cfg.generate.num_samples}): evaluate scores the samples that generate wrote")

@@ -16,17 +16,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from gan import sampling, tracking
+from gan import checkpoint, tracking
 from gan.config import Config
 from gan.data import load_prepared
 from gan.errors import UserError
 from gan.features import Evaluator, load_evaluator
-from gan.images import to_uint8
+from gan.generation import draw_samples
 from gan.metrics.inception import InceptionFeatures, resolve_weights
 from gan.metrics.registry import METRICS, FeatureView, applies, result_key
 from gan.models import load_generator
 from gan.reference import load_reference
-from gan.runtime import generator_for, make_deterministic, resolve_device
+from gan.runtime import make_deterministic, resolve_device
 
 
 @dataclass(frozen=True)
@@ -41,18 +41,19 @@ class EvaluatePaths:
     details: Path  # reports/evaluate: protocol.json, per_class.json
 
 
-def load_samples(path: Path, count: int) -> np.ndarray:
+def load_samples(path: Path, count: int) -> tuple[np.ndarray, np.ndarray | None]:
     if not path.is_file():
         raise UserError(f"{path}: no generated samples; run `dvc repro generate` first")
     try:
         with np.load(path) as saved:
             samples = saved["x"]
+            labels = saved["y"] if "y" in saved else None
     except (OSError, ValueError, KeyError) as exc:
         raise UserError(f"{path}: unreadable samples ({exc}); rerun `dvc repro -f generate`") from None
     if len(samples) < count:
         raise UserError(f"{path} holds {len(samples)} samples but evaluate.num_samples is {count}; "
                         f"raise generate.num_samples or lower evaluate.num_samples")
-    return samples[:count]
+    return samples[:count], (labels[:count] if labels is not None else None)
 
 
 class Extractors:
@@ -62,13 +63,14 @@ class Extractors:
         self.cfg, self.evaluator, self.reference, self.device = cfg, evaluator, reference, device
         self._inception: InceptionFeatures | None = None
 
-    def view(self, extractor: str, samples: np.ndarray) -> FeatureView:
+    def view(self, extractor: str, samples: np.ndarray, labels: np.ndarray | None) -> FeatureView:
         ev, batch = self.evaluator, self.cfg.evaluate.batch_size
         if extractor == "points":
             return FeatureView(real=np.zeros((0, 2)), fake=samples, modes=ev.modes, mode_std=ev.mode_std)
         if extractor == "domain":
             fake, logits = ev.embed(samples, batch_size=batch, device=self.device)
-            return FeatureView(ev.ref_features, fake, ev.ref_mu, ev.ref_sigma, logits, ev.ref_labels, ev.num_classes)
+            return FeatureView(ev.ref_features, fake, ev.ref_mu, ev.ref_sigma, logits, ev.ref_labels, ev.num_classes,
+                               fake_labels=labels)
         if self._inception is None:
             self._inception = InceptionFeatures(resolve_weights(self.cfg.evaluate.inception_weights), self.device)
             if self._inception.sha256 != self.reference["weights_sha256"]:
@@ -88,7 +90,8 @@ def evaluate(cfg: Config, paths: EvaluatePaths) -> dict[str, float]:
         raise UserError(f"{paths.evaluator} was built for other data (sha256 {evaluator.data_sha256[:12]}, "
                         f"prepared data is {meta['sha256'][:12]}); run `dvc repro features`")
     reference = load_reference(paths.reference)
-    names, skipped = _plan(cfg, meta, reference)
+    conditional = int(checkpoint.load(paths.generator, "generator", "run `dvc repro train`").get("num_classes", 0)) > 0
+    names, skipped = _plan(cfg, meta, reference, conditional)
     device = resolve_device(cfg.train.device)
     extractors = Extractors(cfg, evaluator, reference, device)
     rounds = [_score(cfg, names, extractors, _samples(cfg, paths, r, device), r) for r in range(cfg.evaluate.repeats)]
@@ -106,12 +109,14 @@ def evaluate(cfg: Config, paths: EvaluatePaths) -> dict[str, float]:
     return metrics
 
 
-def _plan(cfg: Config, meta: dict[str, Any], reference: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+def _plan(cfg: Config, meta: dict[str, Any], reference: dict[str, Any],
+          conditional: bool) -> tuple[list[str], dict[str, str]]:
     """The requested metrics that apply to this data, and why each other one is skipped."""
     names, skipped = [], {}
     for name in cfg.evaluate.metrics:
-        if not applies(name, meta["kind"], int(meta["num_classes"])):
-            skipped[name] = f"does not apply to {meta['kind']} data with {meta['num_classes']} classes"
+        if not applies(name, meta["kind"], int(meta["num_classes"]), conditional):
+            skipped[name] = (f"does not apply to {meta['kind']} data with {meta['num_classes']} classes"
+                             + ("" if conditional else " from an unconditional generator"))
         elif METRICS[name].extractor == "inception" and reference["status"] != "ok":
             skipped[name] = reference.get("message", "no Inception reference; run `dvc repro -f reference`")
             print(f"evaluate: warning: {name} skipped: {skipped[name]}")
@@ -120,26 +125,26 @@ def _plan(cfg: Config, meta: dict[str, Any], reference: dict[str, Any]) -> tuple
     return names, skipped
 
 
-def _samples(cfg: Config, paths: EvaluatePaths, repeat: int, device: torch.device) -> np.ndarray:
+def _samples(cfg: Config, paths: EvaluatePaths, repeat: int,
+             device: torch.device) -> tuple[np.ndarray, np.ndarray | None]:
     """Repeat 0 scores generate's samples; repeat r draws anew from G with seed + r."""
     if repeat == 0:
         return load_samples(paths.samples, cfg.evaluate.num_samples)
     make_deterministic(cfg.seed + repeat, device)
     generator, saved = load_generator(paths.generator, device)
-    z = sampling.noise(cfg.evaluate.num_samples, saved["latent_dim"],
-                       generator_for(cfg.seed + repeat, "generate", device), device)
-    fake = sampling.sample(generator, z, cfg.evaluate.batch_size)
-    return to_uint8(fake) if fake.dim() == 4 else fake.float().cpu().numpy()
+    return draw_samples(generator, saved, cfg.evaluate.num_samples, cfg.seed + repeat, cfg.evaluate.batch_size,
+                        device)
 
 
-def _score(cfg: Config, names: list[str], extractors: Extractors, samples: np.ndarray,
+def _score(cfg: Config, names: list[str], extractors: Extractors, drawn: tuple[np.ndarray, np.ndarray | None],
            repeat: int) -> dict[str, float]:
+    samples, labels = drawn
     views: dict[str, FeatureView] = {}
     out: dict[str, float] = {}
     for name in names:
         metric = METRICS[name]
         if metric.extractor not in views:
-            views[metric.extractor] = extractors.view(metric.extractor, samples)
+            views[metric.extractor] = extractors.view(metric.extractor, samples, labels)
         for key, value in metric(views[metric.extractor], cfg.seed + repeat).items():
             out[result_key(name, key, len(samples))] = float(value)
     return out

@@ -31,18 +31,16 @@ def generate(cfg: Config, paths: GeneratePaths) -> Path:
     device = resolve_device(cfg.train.device)
     make_deterministic(cfg.seed, device)
     generator, saved = load_generator(paths.generator, device)
-    g = cfg.generate
-    z = sampling.noise(g.num_samples, saved["latent_dim"], generator_for(cfg.seed, "generate", device), device)
-    fake = sampling.sample(generator, z, g.batch_size)  # (N, C, H, W) in [-1, 1] or (N, 2)
-    images = fake.dim() == 4
-    samples = to_uint8(fake) if images else fake.float().cpu().numpy()
+    g, classes = cfg.generate, int(saved.get("num_classes", 0))
+    samples, labels = draw_samples(generator, saved, g.num_samples, cfg.seed, g.batch_size, device)
+    images = samples.ndim == 4
     shutil.rmtree(paths.out, ignore_errors=True)
     shutil.rmtree(paths.figures, ignore_errors=True)
     paths.out.mkdir(parents=True)
-    np.savez(paths.out / "samples.npz", x=samples)
-    walks = _interpolate(generator, cfg, saved["latent_dim"], device)  # (R, T, C, H, W) or (R, T, 2)
+    np.savez(paths.out / "samples.npz", x=samples, **({"y": labels} if labels is not None else {}))
+    walks = _interpolate(generator, cfg, saved["latent_dim"], classes, device)  # (R, T, C, H, W) or (R, T, 2)
     if images:
-        sampling.save_grid(fake[: g.grid_rows**2], paths.figures / "grid.png", g.grid_rows)
+        _grid(generator, cfg, saved["latent_dim"], classes, device, paths.figures / "grid.png")
         sampling.save_grid(walks.flatten(0, 1), paths.figures / "interpolation.png", g.interpolation_steps)
     else:
         real = load_prepared(paths.prepared)
@@ -57,12 +55,41 @@ def generate(cfg: Config, paths: GeneratePaths) -> Path:
     return paths.out / "samples.npz"
 
 
-def _interpolate(generator: torch.nn.Module, cfg: Config, latent_dim: int, device: torch.device) -> torch.Tensor:
-    """Rows of G along great-circle walks between random latent pairs."""
+def draw_samples(generator: torch.nn.Module, saved: dict, count: int, seed: int, batch_size: int,
+                 device: torch.device) -> tuple[np.ndarray, np.ndarray | None]:
+    """`count` samples stored like the real data, from the noise stream of `seed`.
+
+    A conditional G is asked for every class in turn (balanced), and the requested labels
+    come back with the samples, so that evaluate can check the classes were honoured.
+    """
+    classes = int(saved.get("num_classes", 0))
+    z = sampling.noise(count, saved["latent_dim"], generator_for(seed, "generate", device), device)
+    y = torch.arange(count, device=device) % classes if classes else None
+    fake = sampling.sample(generator, z, batch_size, y)  # (N, C, H, W) in [-1, 1] or (N, 2)
+    samples = to_uint8(fake) if fake.dim() == 4 else fake.float().cpu().numpy()
+    return samples, (y.cpu().numpy() if y is not None else None)
+
+
+def _grid(generator: torch.nn.Module, cfg: Config, latent_dim: int, classes: int, device: torch.device,
+          path: Path) -> None:
+    """grid_rows x grid_rows samples; for a conditional G, one row per class."""
+    cols = cfg.generate.grid_rows
+    y = torch.arange(classes, device=device).repeat_interleave(cols) if classes else None
+    count = len(y) if y is not None else cols * cols
+    z = sampling.noise(count, latent_dim, generator_for(cfg.seed, "grid", device), device)
+    sampling.save_grid(sampling.sample(generator, z, cfg.generate.batch_size, y), path, cols)
+
+
+def _interpolate(generator: torch.nn.Module, cfg: Config, latent_dim: int, classes: int,
+                 device: torch.device) -> torch.Tensor:
+    """Rows of G along great-circle walks between random latent pairs (row r in class r % classes)."""
     g = cfg.generate
     rng = generator_for(cfg.seed, "interpolation", device)
     ends = sampling.noise(2 * g.interpolation_rows, latent_dim, rng, device)
     t = torch.linspace(0, 1, g.interpolation_steps, device=device)
     z = sampling.slerp(ends[0::2], ends[1::2], t)  # (R, T, D)
-    out = sampling.sample(generator, z.flatten(0, 1), g.batch_size)
+    y = None
+    if classes:
+        y = (torch.arange(g.interpolation_rows, device=device) % classes).repeat_interleave(g.interpolation_steps)
+    out = sampling.sample(generator, z.flatten(0, 1), g.batch_size, y)
     return out.unflatten(0, (g.interpolation_rows, g.interpolation_steps))

@@ -16,9 +16,11 @@ def noise(count: int, latent_dim: int, generator: torch.Generator, device: torch
 
 
 @torch.inference_mode()
-def sample(generator: nn.Module, z: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """G(z) in batches, on z's device; the caller sets train/eval mode."""
-    return torch.cat([generator(chunk) for chunk in z.split(batch_size)])
+def sample(generator: nn.Module, z: torch.Tensor, batch_size: int = 500, y: torch.Tensor | None = None) -> torch.Tensor:
+    """G(z) (or G(z, y) for a conditional G) in batches, on z's device; the caller sets train/eval mode."""
+    if y is None:
+        return torch.cat([generator(chunk).float() for chunk in z.split(batch_size)])
+    return torch.cat([generator(zc, y=yc).float() for zc, yc in zip(z.split(batch_size), y.split(batch_size))])
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

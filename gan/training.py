@@ -1,8 +1,9 @@
 """The training loop: D and G updated in alternation, with housekeeping every N steps.
 
-One step is `train.d_steps` discriminator updates with G frozen, then one generator update
-with D frozen. Numbers go to a Reporter (gan.reporting), never straight to MLflow; the
-state is checkpointed atomically so that a killed run resumes exactly where it stopped.
+The step itself (D with G frozen, lazy R1, G with D frozen, EMA) is in gan.updates. Here
+are the state, the data on the device, and the housekeeping around the steps: numbers go to a
+Reporter (gan.reporting), never straight to MLflow; grids and scores every N steps; the state
+is checkpointed atomically so that a killed run resumes exactly where it stopped.
 """
 
 from __future__ import annotations
@@ -19,14 +20,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from gan import checkpoint, losses, models, sampling, tracking
+from gan import checkpoint, models, sampling, tracking
+from gan.augment import DiffAugment
 from gan.config import Config, fingerprint
 from gan.data import load_prepared
+from gan.errors import UserError
 from gan.features import load_evaluator
 from gan.images import to_tensor, to_uint8
 from gan.metrics.registry import METRICS, FeatureView, result_key
 from gan.reporting import Reporter, tsv_row
+from gan.ema import EMA
 from gan.runtime import generator_for, make_deterministic, resolve_device
+from gan.updates import Plan, make_plan, train_step
 
 SCATTER_POINTS = 1000  # generated points in each 2-D progress plot
 
@@ -65,8 +70,12 @@ class State:
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     index_rng: torch.Generator  # which real samples form each batch
-    noise_rng: torch.Generator  # the latents of each step
+    noise_rng: torch.Generator  # the latents (and requested classes) of each step
+    augment_rng: torch.Generator  # DiffAugment's draws
+    penalty_rng: torch.Generator  # the interpolation weights of the gradient penalty
     fixed_z: torch.Tensor  # latents of the sample grids, the same all run long
+    fixed_y: torch.Tensor | None = None  # their classes, one row per class, when conditional
+    ema: EMA | None = None  # the EMA of G; sampling, scores and the logged model use it when on
     step: int = 0
     history: list[list[float]] = field(default_factory=list)  # rows of [step, *Reporter.columns]
     eval_history: list[list[float]] = field(default_factory=list)  # rows of [step, *scores during training]
@@ -81,7 +90,8 @@ class State:
             "discriminator": self.discriminator.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
-            "rng": checkpoint.rng_state(self.index_rng, self.noise_rng),
+            "rng": checkpoint.rng_state(self.index_rng, self.noise_rng, self.augment_rng, self.penalty_rng),
+            "ema": self.ema.state_dict() if self.ema else {},
             "fixed_z": self.fixed_z.cpu(),
             "history": torch.tensor(self.history, dtype=torch.float64).reshape(-1, len(Reporter.columns) + 1),
             "eval_history": torch.tensor(self.eval_history, dtype=torch.float64),
@@ -93,26 +103,55 @@ class State:
         self.discriminator.load_state_dict(saved["discriminator"])
         self.opt_g.load_state_dict(saved["opt_g"])
         self.opt_d.load_state_dict(saved["opt_d"])
-        checkpoint.restore_rng(saved["rng"], self.index_rng, self.noise_rng)
+        checkpoint.restore_rng(saved["rng"], self.index_rng, self.noise_rng, self.augment_rng, self.penalty_rng)
+        if self.ema:
+            self.ema.load_state_dict(saved["ema"])
         self.fixed_z = saved["fixed_z"].to(self.fixed_z.device)
         self.step = int(saved["step"])
         self.history = saved["history"].tolist()
         self.eval_history = saved["eval_history"].tolist()
         self.run_id = saved["run_id"] or None
 
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator to draw pictures and scores from: the EMA one when it is on."""
+        return self.ema.model if self.ema else self.generator
 
-def build_state(cfg: Config, data_shape: tuple[int, ...], device: torch.device) -> State:
+    def sample(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """G(z) in eval mode (batch-independent), leaving the trained G in train mode."""
+        generator = self.sampler
+        generator.eval()
+        out = sampling.sample(generator, z, y=y)
+        self.generator.train()
+        return out
+
+
+def build_state(cfg: Config, data_shape: tuple[int, ...], device: torch.device, num_classes: int = 0) -> State:
+    """Fresh networks, optimisers and RNGs; `num_classes` > 0 builds a conditional pair."""
     make_deterministic(cfg.seed, device)
-    generator, discriminator = models.build(cfg.model.arch, data_shape, cfg.model.latent_dim, cfg.model.width)
-    generator.to(device).train()
-    discriminator.to(device).train()
     t = cfg.train
+    generator, discriminator = models.build(cfg.model.arch, data_shape, cfg.model.latent_dim, cfg.model.width,
+                                            num_classes=num_classes, pack=t.pack,
+                                            spectral_norm=cfg.model.spectral_norm)
+    fast = device.type == "cuda" and t.mixed_precision and len(data_shape) == 3
+    layout = torch.channels_last if fast else torch.contiguous_format
+    generator.to(device, memory_format=layout).train()
+    discriminator.to(device, memory_format=layout).train()
     opt_g = torch.optim.Adam(generator.parameters(), lr=t.lr_g, betas=t.betas_g)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=t.lr_d, betas=t.betas_d)
-    noise_rng = generator_for(cfg.seed, "noise", device)
+    if num_classes:
+        fixed_y = torch.arange(num_classes, device=device).repeat_interleave(cfg.generate.grid_rows)
+    else:
+        fixed_y = None
     grid = cfg.generate.grid_rows**2 if len(data_shape) == 3 else SCATTER_POINTS
-    fixed_z = sampling.noise(grid, cfg.model.latent_dim, generator_for(cfg.seed, "fixed-noise", device), device)
-    return State(generator, discriminator, opt_g, opt_d, generator_for(cfg.seed, "batches"), noise_rng, fixed_z)
+    count = len(fixed_y) if fixed_y is not None and len(data_shape) == 3 else grid
+    fixed_z = sampling.noise(count, cfg.model.latent_dim, generator_for(cfg.seed, "fixed-noise", device), device)
+    if fixed_y is not None and len(data_shape) != 3:
+        fixed_y = torch.arange(count, device=device) % num_classes
+    ema = EMA(generator, t.ema_half_life_images, t.batch_size) if t.ema_half_life_images else None
+    return State(generator, discriminator, opt_g, opt_d, generator_for(cfg.seed, "batches"),
+                 generator_for(cfg.seed, "noise", device), generator_for(cfg.seed, "augment"),
+                 generator_for(cfg.seed, "penalty", device), fixed_z, fixed_y, ema)
 
 
 class Batches:
@@ -122,58 +161,21 @@ class Batches:
     in the checkpoint, so a resumed run draws the same batches it would have drawn.
     """
 
-    def __init__(self, train_x: Any, kind: str, device: torch.device, rng: torch.Generator):
-        data = torch.as_tensor(train_x)
-        self.data = data.to(device)  # uint8 (N, H, W, C) or float32 (N, 2)
+    def __init__(self, train_x: Any, kind: str, device: torch.device, rng: torch.Generator, train_y: Any = None):
+        self.data = torch.as_tensor(train_x).to(device)  # uint8 (N, H, W, C) or float32 (N, 2)
+        self.labels = torch.as_tensor(train_y).to(device) if train_y is not None else None  # (N,) int64
         self.images = kind == "images"
         self.rng = rng
 
     def __len__(self) -> int:
         return len(self.data)
 
-    def draw(self, batch_size: int) -> torch.Tensor:
+    def draw(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, C, H, W) in [-1, 1] or (B, 2), and the (B,) labels when kept."""
         idx = torch.randint(len(self.data), (batch_size,), generator=self.rng).to(self.data.device)
         batch = self.data[idx]
-        return to_tensor(batch, batch.device) if self.images else batch  # (B, C, H, W) in [-1, 1] or (B, 2)
-
-
-def d_update(state: State, loss: losses.Loss, real: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Tensor]:
-    """One D step with G frozen: G's samples are made without a graph."""
-    with torch.no_grad():
-        fake = state.generator(z)
-    real_logits = state.discriminator(real)
-    fake_logits = state.discriminator(fake)
-    loss_d = loss.d_loss(real_logits, fake_logits)
-    state.opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
-    state.opt_d.step()
-    return {"loss_d": loss_d.detach(), "d_real": torch.sigmoid(real_logits.detach()).mean(),
-            "d_fake": torch.sigmoid(fake_logits.detach()).mean()}
-
-
-def g_update(state: State, loss: losses.Loss, z: torch.Tensor) -> dict[str, torch.Tensor]:
-    """One G step with D frozen: gradients flow through D into G, D's weights stay put."""
-    state.discriminator.requires_grad_(False)
-    loss_g = loss.g_loss(state.discriminator(state.generator(z)))
-    state.opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
-    state.opt_g.step()
-    state.discriminator.requires_grad_(True)
-    return {"loss_g": loss_g.detach()}
-
-
-def train_step(state: State, cfg: Config, loss: losses.Loss, batches: Batches) -> dict[str, torch.Tensor]:
-    """d_steps D updates, then one G update. Returns detached scalars, still on the device."""
-    t, latent, device = cfg.train, cfg.model.latent_dim, batches.data.device
-    d_stats = []
-    for _ in range(t.d_steps):
-        z = sampling.noise(t.batch_size, latent, state.noise_rng, device)
-        d_stats.append(d_update(state, loss, batches.draw(t.batch_size), z))
-    stats = {k: torch.stack([s[k] for s in d_stats]).mean() for k in d_stats[0]}
-    z = sampling.noise(t.batch_size, latent, state.noise_rng, device)
-    stats.update(g_update(state, loss, z))
-    state.step += 1
-    return stats
+        x = to_tensor(batch, batch.device) if self.images else batch
+        return x, (self.labels[idx] if self.labels is not None else None)
 
 
 def run_fingerprint(cfg: Config, data_sha256: str) -> dict[str, Any]:
@@ -203,7 +205,8 @@ def train(cfg: Config, paths: TrainPaths) -> dict[str, Any]:
     prepared = load_prepared(paths.prepared)
     device = resolve_device(cfg.train.device)
     meta = prepared.meta
-    state = build_state(cfg, tuple(meta["shape"]), device)
+    num_classes = _conditional_classes(cfg, meta)
+    state = build_state(cfg, tuple(meta["shape"]), device, num_classes)
     run_fp = run_fingerprint(cfg, meta["sha256"])
     ckpt = checkpoint_path(paths, run_fp)
     resumed = try_resume(state, ckpt, run_fp)
@@ -216,9 +219,12 @@ def train(cfg: Config, paths: TrainPaths) -> dict[str, Any]:
     run.log_params(cfg.flat())
     run.write_link(paths.run_link)
     try:
-        batches = Batches(prepared.train_x, meta["kind"], device, state.index_rng)
-        summary = _loop(state, cfg, paths, ckpt, run_fp, batches, run)
-        models.save_generator(state.generator, cfg, meta, state.step, paths.generator)
+        batches = Batches(prepared.train_x, meta["kind"], device, state.index_rng,
+                          prepared.train_y if num_classes else None)
+        augment = DiffAugment(cfg.train.augment, state.augment_rng) if cfg.train.augment else None
+        plan = make_plan(cfg, num_classes, augment, device)
+        summary = _loop(state, cfg, plan, paths, ckpt, run_fp, batches, run)
+        models.save_generator(state.sampler, cfg, meta, state.step, paths.generator)
         _log_model(state, cfg, run)
     except BaseException:
         run.finish(ok=False)
@@ -227,10 +233,20 @@ def train(cfg: Config, paths: TrainPaths) -> dict[str, Any]:
     return summary
 
 
-def _loop(state: State, cfg: Config, paths: TrainPaths, ckpt: Path, run_fp: dict[str, Any],
+def _conditional_classes(cfg: Config, meta: dict[str, Any]) -> int:
+    """The number of classes G and D are conditioned on; 0 when model.conditional is off."""
+    if not cfg.model.conditional:
+        return 0
+    classes = int(meta.get("num_classes") or 0)
+    if classes < 2:
+        raise UserError(f"model.conditional: true needs labelled data, but data.name={cfg.data.name} has "
+                        f"{classes} classes (a folder needs one subfolder per class); set model.conditional: false")
+    return classes
+
+
+def _loop(state: State, cfg: Config, plan: Plan, paths: TrainPaths, ckpt: Path, run_fp: dict[str, Any],
           batches: Batches, run: tracking.TrackedRun) -> dict[str, Any]:
     t = cfg.train
-    loss = losses.LOSSES[t.loss]
     reporter = Reporter(paths.history, run, state.history, total=t.steps, start=state.step)
     scorer = TrainingScore(cfg, paths, state, run) if t.eval_every else None
     if state.step == 0 and not state.history:
@@ -240,7 +256,7 @@ def _loop(state: State, cfg: Config, paths: TrainPaths, ckpt: Path, run_fp: dict
     started = time.perf_counter()
     first = state.step
     while state.step < t.steps:
-        reporter.add(state.step + 1, train_step(state, cfg, loss, batches))
+        reporter.add(state.step + 1, train_step(state, plan, batches))
         if state.step % t.log_every == 0 or state.step == t.steps:
             reporter.flush()
         if state.step % t.sample_every == 0 or state.step == t.steps:
@@ -288,16 +304,22 @@ class TrainingScore:
         cfg, ev, device = self.cfg, self.evaluator, state.fixed_z.device
         z = sampling.noise(cfg.train.eval_samples, cfg.model.latent_dim, generator_for(cfg.seed, "train-eval", device),
                            device)
-        generator = state.generator
-        generator.eval()
-        fake = sampling.sample(generator, z, self.BATCH)
-        generator.train()
+        y = self.labels(state, len(z))
+        fake = state.sample(z, y)
         if ev.kind == "points":
             view = FeatureView(np.zeros((0, 2)), fake.float().cpu().numpy(), modes=ev.modes, mode_std=ev.mode_std)
         else:
             features, _ = ev.embed(to_uint8(fake), batch_size=self.BATCH, device=device)
             view = FeatureView(ev.ref_features, features, ev.ref_mu, ev.ref_sigma)
         return METRICS[self.name](view, cfg.seed)
+
+    @staticmethod
+    def labels(state: State, count: int) -> torch.Tensor | None:
+        """Balanced requested classes for a conditional G: the score sees every class equally."""
+        if state.fixed_y is None:
+            return None
+        classes = int(state.fixed_y.max()) + 1
+        return torch.arange(count, device=state.fixed_z.device) % classes
 
     def __call__(self, state: State) -> None:
         scores = {self.key(k): v for k, v in self._compute(state).items()}
@@ -310,11 +332,7 @@ class TrainingScore:
 
 def _sample_grid(state: State, cfg: Config, paths: TrainPaths, batches: Batches, run: tracking.TrackedRun) -> None:
     """A grid of G(fixed z) at this step, on disk and in MLflow; 2-D data gets a scatter plot."""
-    generator = state.generator
-    was_training = generator.training
-    generator.eval()
-    fake = sampling.sample(generator, state.fixed_z)
-    generator.train(was_training)
+    fake = state.sample(state.fixed_z, state.fixed_y)
     path = paths.samples / f"step_{state.step:06d}.png"
     if fake.dim() == 4:
         sampling.save_grid(fake, path, cfg.generate.grid_rows)
@@ -327,8 +345,10 @@ def _sample_grid(state: State, cfg: Config, paths: TrainPaths, batches: Batches,
 def _log_model(state: State, cfg: Config, run: tracking.TrackedRun) -> None:
     import copy
 
-    generator = copy.deepcopy(state.generator).cpu().eval()
+    generator = copy.deepcopy(state.sampler).cpu().eval().to(memory_format=torch.contiguous_format)
     example = sampling.noise(4, cfg.model.latent_dim, generator_for(cfg.seed, "example"), "cpu").numpy()
+    if state.fixed_y is not None:
+        example = None  # G(z, y) takes two inputs; MLflow's single input example cannot express it
     requirements = [f"torch=={torch.__version__.split('+')[0]}", "numpy"]
     uri = run.log_generator(generator, example, requirements)
     print(f"train: generator logged to MLflow as {uri}")

@@ -1,10 +1,13 @@
-"""Each GAN objective equals its paper's formula, computed by hand on small tensors."""
+"""Each GAN objective and gradient penalty equals its paper's formula, computed by hand on small tensors
+or by autograd one sample at a time."""
 
 import math
 
+import pytest
 import torch
+from torch import nn
 
-from gan.losses import LOSSES
+from gan.losses import LOSSES, gradient_penalty, r1_penalty
 
 
 def sigmoid(x: float) -> float:
@@ -42,3 +45,195 @@ def test_saturating_loss_gives_vanishing_gradient_where_nonsaturating_does_not()
     (grad_minimax,) = torch.autograd.grad(LOSSES["minimax"].g_loss(rejected), rejected)
     (grad_ns,) = torch.autograd.grad(LOSSES["nonsaturating"].g_loss(rejected), rejected)
     assert abs(grad_minimax.item()) < 1e-3 < abs(grad_ns.item())
+
+
+def test_hinge_discriminator_loss_penalises_scores_inside_the_margin():
+    expected = sum(max(0.0, 1 - r) for r in REAL) / 2 + sum(max(0.0, 1 + f) for f in FAKE) / 2
+    value = LOSSES["hinge"].d_loss(torch.tensor(REAL), torch.tensor(FAKE))
+    assert math.isclose(value.item(), expected, rel_tol=1e-6)
+
+
+def test_hinge_and_wasserstein_generator_loss_is_minus_mean_score():
+    expected = -sum(FAKE) / 2
+    for name in ("hinge", "wasserstein"):
+        assert math.isclose(LOSSES[name].g_loss(torch.tensor(FAKE)).item(), expected, rel_tol=1e-6)
+
+
+def test_wasserstein_critic_loss_is_fake_mean_minus_real_mean():
+    expected = sum(FAKE) / 2 - sum(REAL) / 2
+    value = LOSSES["wasserstein"].d_loss(torch.tensor(REAL), torch.tensor(FAKE))
+    assert math.isclose(value.item(), expected, rel_tol=1e-6)
+
+
+def test_least_squares_discriminator_loss_pulls_real_to_one_and_fake_to_zero():
+    expected = 0.5 * sum((r - 1) ** 2 for r in REAL) / 2 + 0.5 * sum(f**2 for f in FAKE) / 2
+    value = LOSSES["least_squares"].d_loss(torch.tensor(REAL), torch.tensor(FAKE))
+    assert math.isclose(value.item(), expected, rel_tol=1e-6)
+
+
+def test_least_squares_generator_loss_pulls_fake_to_one():
+    expected = 0.5 * sum((f - 1) ** 2 for f in FAKE) / 2
+    assert math.isclose(LOSSES["least_squares"].g_loss(torch.tensor(FAKE)).item(), expected, rel_tol=1e-6)
+
+
+def test_hinge_discriminator_ignores_samples_beyond_the_margin():
+    real = torch.tensor([1.5, 0.5], requires_grad=True)  # the first is beyond the margin, the second is not
+    fake = torch.tensor([-1.5, -0.5], requires_grad=True)
+    grad_real, grad_fake = torch.autograd.grad(LOSSES["hinge"].d_loss(real, fake), (real, fake))
+    assert grad_real.tolist() == [0.0, -0.5] and grad_fake.tolist() == [0.0, 0.5]
+
+
+def test_critic_generator_losses_keep_their_gradient_where_d_rejects_the_sample():
+    rejected = torch.tensor([-8.0], requires_grad=True)  # far on the fake side
+    for name, expected in (("hinge", -1.0), ("wasserstein", -1.0), ("least_squares", -9.0)):
+        (grad,) = torch.autograd.grad(LOSSES[name].g_loss(rejected), rejected)
+        assert math.isclose(grad.item(), expected, rel_tol=1e-6), name
+
+
+def test_probabilistic_losses_read_scores_as_probabilities():
+    scores = torch.tensor([-2.0, 0.0, 3.0])
+    for name in ("minimax", "nonsaturating"):
+        assert torch.equal(LOSSES[name].readout(scores), torch.sigmoid(scores))
+
+
+def test_critic_losses_read_out_the_raw_score():
+    scores = torch.tensor([-2.0, 0.0, 3.0])
+    for name in ("hinge", "wasserstein", "least_squares"):
+        assert torch.equal(LOSSES[name].readout(scores), scores)
+
+
+def test_only_wasserstein_asks_for_a_gradient_penalty_of_weight_ten():
+    assert LOSSES["wasserstein"].gradient_penalty == 10
+    assert all(loss.gradient_penalty == 0 for name, loss in LOSSES.items() if name != "wasserstein")
+
+
+# --- gradient penalties -------------------------------------------------------------------------------------
+
+
+def linear_critic(in_features: int = 3) -> nn.Module:
+    """D(x) = w·x + b: its input-gradient is w everywhere."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(in_features, 1), nn.Flatten(0))  # (N, ...) -> (N,)
+
+
+def mlp_critic() -> nn.Module:
+    """A non-linear D on (N, 2, 3) samples, so that the gradient differs from sample to sample."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 1), nn.Flatten(0))
+
+
+def input_gradient(discriminator: nn.Module, sample: torch.Tensor) -> list[float]:
+    """∇_x D(x) for one sample, by autograd's Jacobian of D on that sample alone."""
+    jac = torch.autograd.functional.jacobian(lambda x: discriminator(x[None])[0], sample)
+    return jac.flatten().tolist()
+
+
+def norm(vector: list[float]) -> float:
+    return math.sqrt(sum(v * v for v in vector))
+
+
+def test_gradient_penalty_of_a_linear_critic_is_weight_norm_minus_one_squared():
+    torch.manual_seed(0)
+    critic = linear_critic()
+    real, fake = torch.randn(5, 3), torch.randn(5, 3)
+    expected = (norm(critic[1].weight.flatten().tolist()) - 1) ** 2
+    value = gradient_penalty(critic, real, fake, torch.Generator().manual_seed(1))
+    assert math.isclose(value.item(), expected, rel_tol=1e-5)
+
+
+def test_gradient_penalty_is_taken_at_per_sample_interpolates_of_real_and_fake():
+    torch.manual_seed(0)
+    critic = mlp_critic()
+    real, fake = torch.randn(4, 2, 3), torch.randn(4, 2, 3)
+    eps = torch.rand((4, 1, 1), generator=torch.Generator().manual_seed(7))  # the draw the penalty makes
+    mixed = eps * real + (1 - eps) * fake
+    expected = sum((norm(input_gradient(critic, x)) - 1) ** 2 for x in mixed) / 4
+    value = gradient_penalty(critic, real, fake, torch.Generator().manual_seed(7))
+    assert math.isclose(value.item(), expected, rel_tol=1e-5)
+
+
+def test_gradient_penalty_trains_the_critic_with_the_exact_gradient():
+    torch.manual_seed(0)
+    critic = linear_critic()
+    gradient_penalty(critic, torch.randn(5, 3), torch.randn(5, 3), torch.Generator().manual_seed(1)).backward()
+    w = critic[1].weight.flatten().tolist()
+    expected = [2 * (norm(w) - 1) * v / norm(w) for v in w]  # d/dw (‖w‖ - 1)²
+    for got, want in zip(critic[1].weight.grad.flatten().tolist(), expected):
+        assert math.isclose(got, want, rel_tol=1e-5)
+
+
+def test_gradient_penalty_gives_a_non_linear_critic_non_zero_gradients():
+    torch.manual_seed(0)
+    critic = mlp_critic()
+    gradient_penalty(critic, torch.randn(4, 2, 3), torch.randn(4, 2, 3), torch.Generator().manual_seed(1)).backward()
+    for layer in (critic[1], critic[3]):
+        assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+
+
+def test_gradient_penalty_sends_no_gradient_to_the_generator():
+    torch.manual_seed(0)
+    generator_output = torch.randn(4, 2, 3, requires_grad=True)
+    fake = 2 * generator_output  # a caller that forgot to detach
+    # non-linear, so that the input-gradient, and with it the penalty, depends on the fake samples
+    gradient_penalty(mlp_critic(), torch.randn(4, 2, 3), fake, torch.Generator().manual_seed(1)).backward()
+    assert generator_output.grad is None
+
+
+def test_gradient_penalty_passes_keyword_arguments_to_the_discriminator():
+    class ScaledCritic(nn.Module):
+        """D(x, y) = y · (w·x): the input-gradient is y·w."""
+
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(3, 1, bias=False)
+
+        def forward(self, x, y):
+            return y * self.linear(x)[:, 0]
+
+    torch.manual_seed(0)
+    critic = ScaledCritic()
+    y = torch.full((5,), 3.0)
+    expected = (3 * norm(critic.linear.weight.flatten().tolist()) - 1) ** 2
+    value = gradient_penalty(critic, torch.randn(5, 3), torch.randn(5, 3), torch.Generator().manual_seed(1), y=y)
+    assert math.isclose(value.item(), expected, rel_tol=1e-5)
+
+
+def test_r1_penalty_of_a_linear_critic_is_squared_weight_norm():
+    torch.manual_seed(0)
+    critic = linear_critic()
+    real = torch.randn(5, 3, requires_grad=True)
+    expected = norm(critic[1].weight.flatten().tolist()) ** 2
+    assert math.isclose(r1_penalty(critic(real), real).item(), expected, rel_tol=1e-5)
+
+
+def test_r1_penalty_is_mean_squared_input_gradient_norm_over_real_samples():
+    torch.manual_seed(0)
+    critic = mlp_critic()
+    real = torch.randn(4, 2, 3)
+    expected = sum(norm(input_gradient(critic, x)) ** 2 for x in real) / 4
+    real.requires_grad_(True)
+    assert math.isclose(r1_penalty(critic(real), real).item(), expected, rel_tol=1e-5)
+
+
+def test_r1_penalty_trains_the_critic_with_the_exact_gradient():
+    torch.manual_seed(0)
+    critic = linear_critic()
+    real = torch.randn(5, 3, requires_grad=True)
+    r1_penalty(critic(real), real).backward()
+    expected = [2 * v for v in critic[1].weight.flatten().tolist()]  # d/dw ‖w‖²
+    for got, want in zip(critic[1].weight.grad.flatten().tolist(), expected):
+        assert math.isclose(got, want, rel_tol=1e-5)
+
+
+def test_r1_penalty_gives_a_non_linear_critic_non_zero_gradients():
+    torch.manual_seed(0)
+    critic = mlp_critic()
+    real = torch.randn(4, 2, 3, requires_grad=True)
+    r1_penalty(critic(real), real).backward()
+    for layer in (critic[1], critic[3]):
+        assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+
+
+def test_r1_penalty_says_what_to_do_when_real_does_not_require_grad():
+    critic = linear_critic()
+    real = torch.randn(5, 3)
+    with pytest.raises(ValueError, match="requires_grad_"):
+        r1_penalty(critic(real), real)

@@ -15,8 +15,10 @@ from conftest import stage_command, write_params
 from gan import checkpoint
 from gan.config import parse_params
 from gan.data import prepare
+from gan.losses import LOSSES
 from gan.features import build_evaluator
-from gan.training import Batches, build_state, losses, train_step
+from gan.training import Batches, build_state
+from gan.updates import g_update, make_plan, train_step
 
 CASES = {
     "mlp-points": ({"data": {"name": "grid25"}, "model": {"arch": "mlp"}}, (2,)),
@@ -43,8 +45,8 @@ def test_a_training_step_updates_generator_and_discriminator(case):
     data, kind = fake_data(shape)
     before_g = [p.detach().clone() for p in state.generator.parameters()]
     before_d = [p.detach().clone() for p in state.discriminator.parameters()]
-    stats = train_step(state, cfg, losses.LOSSES[cfg.train.loss], Batches(data, kind, torch.device("cpu"),
-                                                                           state.index_rng))
+    plan = make_plan(cfg, 0, None, torch.device("cpu"))
+    stats = train_step(state, plan, Batches(data, kind, torch.device("cpu"), state.index_rng))
     assert set(stats) == {"loss_d", "loss_g", "d_real", "d_fake"}
     assert all(torch.isfinite(v) for v in stats.values())
     assert 0 < stats["d_real"] < 1 and 0 < stats["d_fake"] < 1
@@ -58,11 +60,8 @@ def test_a_training_step_updates_generator_and_discriminator(case):
 def test_generator_step_leaves_the_discriminator_untouched():
     cfg = parse_params({"data": {"name": "ring8"}, "model": {"arch": "mlp", "width": 16}})
     state = build_state(cfg, (2,), torch.device("cpu"))
-    data, kind = fake_data((2,))
-    from gan.training import g_update
-
     d_before = [p.detach().clone() for p in state.discriminator.parameters()]
-    g_update(state, losses.LOSSES["nonsaturating"], torch.randn(8, cfg.model.latent_dim))
+    g_update(state, make_plan(cfg, 0, None, torch.device("cpu")))
     assert all(torch.equal(a, b) for a, b in zip(d_before, state.discriminator.parameters()))
     assert all(p.grad is None for p in state.discriminator.parameters())
     assert all(p.requires_grad for p in state.discriminator.parameters())
@@ -147,3 +146,87 @@ def test_a_corrupt_checkpoint_is_a_clear_error_and_is_left_in_place(tmp_path):
     assert result.returncode == 2
     assert "cannot read the training checkpoint" in result.stderr and str(ckpt.name) in result.stderr
     assert ckpt.read_bytes() == b"not a checkpoint"
+
+
+ARCH_DATA = {"mlp": ({"data": {"name": "grid25"}}, (2,)), "dcgan": ({}, (28, 28, 1)),
+             "resnet": ({"data": {"image_size": 32}}, (32, 32, 3))}
+
+
+def small_state(overrides: dict, shape: tuple[int, ...], num_classes: int = 0, augment=None):
+    model = {"latent_dim": 8, "width": 8, **overrides.get("model", {})}
+    cfg = parse_params({**overrides, "model": model, "train": {"batch_size": 8, **overrides.get("train", {})}})
+    state = build_state(cfg, shape, torch.device("cpu"), num_classes)
+    data, kind = fake_data(shape)
+    labels = torch.arange(len(data)) % num_classes if num_classes else None
+    batches = Batches(data, kind, torch.device("cpu"), state.index_rng, labels)
+    return cfg, state, make_plan(cfg, num_classes, augment, torch.device("cpu")), batches
+
+
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+@pytest.mark.parametrize("arch", sorted(ARCH_DATA))
+def test_every_architecture_trains_with_every_loss(arch, loss):
+    overrides, shape = ARCH_DATA[arch]
+    _, state, plan, batches = small_state({**overrides, "model": {"arch": arch, "spectral_norm": arch == "resnet"},
+                                           "train": {"loss": loss}}, shape)
+    before = [p.detach().clone() for p in state.generator.parameters()]
+    for _ in range(2):
+        stats = train_step(state, plan, batches)
+    assert all(torch.isfinite(v) for v in stats.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, state.generator.parameters()))
+
+
+class CountingAugment:
+    """A DiffAugment stand-in that records the batches it is shown and keeps them differentiable."""
+
+    def __init__(self):
+        self.calls: list[bool] = []
+
+    def __call__(self, x):
+        self.calls.append(x.requires_grad)
+        return x.flip(3)
+
+
+def test_augmentation_sees_reals_and_fakes_in_the_d_step_and_fakes_in_the_g_step_with_gradients_to_g():
+    augment = CountingAugment()
+    _, state, plan, batches = small_state({}, (28, 28, 1), augment=augment)
+    train_step(state, plan, batches)
+    # D step: reals, then fakes made without a graph; G step: fakes that carry G's graph
+    assert augment.calls == [False, False, True]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in state.generator.parameters()
+               if p.requires_grad and p.dim() > 1)
+
+
+def test_packing_shows_d_groups_of_samples():
+    _, state, plan, batches = small_state({"data": {"name": "grid25"}, "model": {"arch": "mlp"},
+                                           "train": {"pack": 4}}, (2,))
+    seen = []
+    state.discriminator.register_forward_hook(lambda m, args, out: seen.append((args[0].shape, out.shape)))
+    train_step(state, plan, batches)
+    assert seen and all(inp == (2, 8) and out == (2,) for inp, out in seen)
+
+
+def test_conditional_training_samples_the_asked_classes_one_row_each():
+    cfg, state, plan, batches = small_state({"model": {"conditional": True}, "generate": {"grid_rows": 3}},
+                                            (28, 28, 1), num_classes=10)
+    train_step(state, plan, batches)
+    assert state.fixed_y.tolist() == [c for c in range(10) for _ in range(3)]
+    grid = state.sample(state.fixed_z, state.fixed_y)
+    assert grid.shape == (30, 1, 28, 28)
+    z = state.fixed_z[:1].repeat(10, 1)
+    per_class = state.sample(z, torch.arange(10))
+    assert not torch.allclose(per_class[0], per_class[1])  # the class changes the sample
+
+
+def test_lazy_r1_adds_a_d_update_every_interval():
+    _, state, plan, batches = small_state({"train": {"r1_weight": 1.0, "r1_interval": 2}}, (28, 28, 1))
+    for _ in range(4):
+        train_step(state, plan, batches)
+    assert state.opt_d.state_dict()["state"][0]["step"] == 4 + 2  # four D steps, R1 at steps 0 and 2
+
+
+def test_the_ema_generator_is_the_one_sampled():
+    _, state, plan, batches = small_state({"train": {"ema_half_life_images": 100.0}}, (28, 28, 1))
+    train_step(state, plan, batches)
+    assert state.sampler is state.ema.model and state.sampler is not state.generator
+    trained = dict(state.generator.named_parameters())
+    assert any(not torch.equal(p, trained[n]) for n, p in state.ema.model.named_parameters())

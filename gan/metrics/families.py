@@ -68,3 +68,8 @@ def modes(view: FeatureView, seed: int) -> dict[str, float]:
     out = mode_metrics(view.fake, view.modes, view.mode_std)
     return {k: out[k] for k in ("modes_captured", "high_quality_pct", "reverse_kl")}
 
+
+
+def agreement(view: FeatureView, seed: int) -> dict[str, float]:
+    """Share of conditional samples that the domain classifier puts in the class G was asked for."""
+    return {"class_agreement": float(np.mean(view.fake_logits.argmax(1) == view.fake_labels))}

@@ -31,6 +31,7 @@ class FeatureView:
     num_classes: int = 0
     modes: np.ndarray | None = None  # (K, 2) mixture centres, for 2-D data
     mode_std: float = 0.0
+    fake_labels: np.ndarray | None = None  # (N,) classes a conditional G was asked for
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Metric:
     compute: str  # "module:function" taking (FeatureView, seed), loaded only when a score is computed
     needs_classes: bool = False  # labelled data (and class logits) only
     about: str = ""
+    needs_conditional: bool = False  # samples of a conditional G, with the classes asked for
 
     def __call__(self, view: FeatureView, seed: int) -> dict[str, float]:
         module, function = self.compute.split(":")
@@ -65,6 +67,9 @@ METRICS["is_domain"] = Metric("domain", f"{_F}:inception_score_of", True,
                               "the Inception Score formula on the domain classifier's logits")
 METRICS["fid_per_class_domain"] = Metric("domain", f"{_F}:fid_per_class", True, "FID within each class, by the classifier")
 METRICS["classes_domain"] = Metric("domain", f"{_F}:classes", True, "classes covered and KL of the class histogram")
+METRICS["agreement_domain"] = Metric("domain", f"{_F}:agreement", True,
+                                     "how often the classifier agrees with the class a conditional G was asked for",
+                                     needs_conditional=True)
 METRICS["modes"] = Metric("points", f"{_F}:modes", False, "2-D mixtures: modes captured, % high quality, reverse KL")
 
 
@@ -85,8 +90,10 @@ def result_key(name: str, key: str, count: int) -> str:
     return f"{stem}_{tag}{suffix}"
 
 
-def applies(name: str, data_kind: str, num_classes: int) -> bool:
+def applies(name: str, data_kind: str, num_classes: int, conditional: bool = False) -> bool:
     metric = METRICS[name]
     if (metric.extractor == "points") != (data_kind == "points"):
+        return False
+    if metric.needs_conditional and not conditional:
         return False
     return not (metric.needs_classes and num_classes < 2)

@@ -2,7 +2,9 @@
 
 Adding an architecture is one entry in ARCHITECTURES. Every discriminator returns raw
 scores (logits, shape (N,)); the loss decides how to read them (sigmoid for the classic
-GAN), which keeps the maths in one place and numerically stable.
+GAN), which keeps the maths in one place and numerically stable. Every builder also makes
+class-conditional pairs (num_classes > 0), a D that reads `pack` samples at once (PacGAN,
+Lin et al. 2018), and a D ready for spectral normalisation (no batch norm).
 """
 
 from __future__ import annotations
@@ -14,42 +16,73 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from gan import checkpoint
-from gan.models import dcgan, mlp
+from gan import checkpoint, stabilizers
+from gan.models import dcgan, mlp, resnet
 
 
 @dataclass(frozen=True)
 class Architecture:
-    build: Callable[..., tuple[nn.Module, nn.Module]]  # (data_shape, latent_dim, width) -> (G, D)
+    # (data_shape, latent_dim, width, *, num_classes, pack, spectral_norm) -> (G, D)
+    build: Callable[..., tuple[nn.Module, nn.Module]]
     data_kinds: tuple[str, ...]  # "images", "points"
     image_sizes: tuple[int, ...] = ()  # empty: any size
     about: str = ""
+    conditional_ok: bool = True  # can build a class-conditional pair
 
 
 ARCHITECTURES: dict[str, Architecture] = {
     "mlp": Architecture(mlp.build, ("points", "images"), about="fully connected; for 2-D data and quick tests"),
     "dcgan": Architecture(dcgan.build, ("images",), (28, 32, 64), about="Radford et al. 2016"),
+    "resnet": Architecture(resnet.build, ("images",), (32,),
+                           about="SNGAN's 32x32 CIFAR-10 ResNet, Miyato et al. 2018 (after Gulrajani et al. 2017)"),
 }
 
 
-def build(arch: str, data_shape: tuple[int, ...], latent_dim: int, width: int) -> tuple[nn.Module, nn.Module]:
-    """Build (generator, discriminator) for samples of `data_shape`: (2,) or (H, W, C)."""
-    return ARCHITECTURES[arch].build(tuple(data_shape), latent_dim, width)
+def build(arch: str, data_shape: tuple[int, ...], latent_dim: int, width: int, *, num_classes: int = 0,
+          pack: int = 1, spectral_norm: bool = False) -> tuple[nn.Module, nn.Module]:
+    """Build (generator, discriminator) for samples of `data_shape`: (2,) or (H, W, C).
+
+    num_classes > 0: G(z, y) and D(x, y) are class-conditional. pack > 1: D reads `pack`
+    samples stacked on channels (features for points) and gives one score per stack; the
+    trainer stacks them with gan.stabilizers.pack. spectral_norm: every weight of D is
+    spectrally normalised (Miyato et al. 2018), and D is built without batch norm.
+    """
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    spec = ARCHITECTURES[arch]
+    if num_classes < 0 or pack < 1:
+        raise ValueError(f"need num_classes >= 0 and pack >= 1, got num_classes={num_classes}, pack={pack}")
+    if num_classes and pack > 1:
+        raise ValueError(f"a packed D (pack={pack}) cannot be conditional (num_classes={num_classes}): "
+                         f"the samples of one pack carry different labels; use pack: 1 or an unconditional model")
+    if num_classes and not spec.conditional_ok:
+        raise ValueError(f"model.arch={arch} has no conditional form; set model.conditional: false")
+    generator, discriminator = spec.build(tuple(data_shape), latent_dim, width, num_classes=num_classes,
+                                          pack=pack, spectral_norm=spectral_norm)
+    if spectral_norm:
+        stabilizers.apply_spectral_norm(discriminator)
+    return generator, discriminator
 
 
 def save_generator(generator: nn.Module, cfg: Any, data_meta: dict[str, Any], step: int, path: Path) -> None:
     """The trained G as a state dict plus what rebuilds it: the DVC output that generate reads."""
+    num_classes = data_meta["num_classes"] if getattr(cfg.model, "conditional", False) else 0
+    if getattr(generator, "num_classes", num_classes) != num_classes:
+        raise ValueError(f"the generator has num_classes={generator.num_classes} but the config and data say "
+                         f"{num_classes}; it would not load back")
     checkpoint.save_atomic({
         "version": checkpoint.FORMAT_VERSION, "kind": "generator", "arch": cfg.model.arch,
         "data_shape": list(data_meta["shape"]), "latent_dim": cfg.model.latent_dim, "width": cfg.model.width,
-        "state_dict": generator.state_dict(), "step": step, "data_sha256": data_meta["sha256"],
-        "data_kind": data_meta["kind"],
+        "num_classes": num_classes, "state_dict": generator.state_dict(), "step": step,
+        "data_sha256": data_meta["sha256"], "data_kind": data_meta["kind"],
     }, path)
 
 
 def load_generator(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """The trained generator, in eval mode, and its metadata."""
+    """The trained generator, in eval mode, and its metadata (files from before conditioning: unconditional)."""
     saved = checkpoint.load(path, "generator", "run `dvc repro train` to write it")
-    generator, _ = build(saved["arch"], tuple(saved["data_shape"]), saved["latent_dim"], saved["width"])
+    saved.setdefault("num_classes", 0)
+    generator, _ = build(saved["arch"], tuple(saved["data_shape"]), saved["latent_dim"], saved["width"],
+                         num_classes=saved["num_classes"])
     generator.load_state_dict(saved["state_dict"])
     return generator.to(device).eval(), saved

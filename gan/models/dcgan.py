@@ -4,12 +4,19 @@ G: linear projection to a 4x4 (or 7x7 for 28 px) map, then stride-2 transposed c
 batch norm and ReLU, tanh out. D: stride-2 convs with LeakyReLU(0.2), batch norm after the
 first, a linear head. Channels halve (G) or double (D) at each stride, starting from `width`.
 Weights start as N(0, 0.02), as in the paper.
+
+Conditional (num_classes > 0): every batch norm of G becomes class-conditional batch norm
+and D's head a projection head (Miyato & Koyama 2018). With spectral normalisation D drops
+its batch norm: BN rescales by batch statistics after the conv, which undoes the Lipschitz
+bound SN puts on each layer (Miyato et al. 2018 use no normalisation layer in D either).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from gan.models.conditional import ConditionalSequential, ProjectionHead, batch_norm, check_labels
 
 
 def _plan(image_size: int) -> tuple[int, int]:
@@ -18,46 +25,54 @@ def _plan(image_size: int) -> tuple[int, int]:
 
 
 class Generator(nn.Module):
-    def __init__(self, image_size: int, channels: int, latent_dim: int, width: int):
+    def __init__(self, image_size: int, channels: int, latent_dim: int, width: int, num_classes: int = 0):
         super().__init__()
         self.latent_dim = latent_dim
+        self.num_classes = num_classes
         base, ups = _plan(image_size)
         top = width * 2 ** (ups - 1)
-        self.project = nn.Sequential(
+        self.project = ConditionalSequential(
             nn.Linear(latent_dim, top * base * base, bias=False),
             nn.Unflatten(1, (top, base, base)),
-            nn.BatchNorm2d(top),
+            batch_norm(top, num_classes),
             nn.ReLU(inplace=True),
         )
         blocks: list[nn.Module] = []
         ch = top
         for _ in range(ups - 1):
-            blocks += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            blocks += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), batch_norm(ch // 2, num_classes),
+                       nn.ReLU(True)]
             ch //= 2
         blocks += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
-        self.body = nn.Sequential(*blocks)
+        self.body = ConditionalSequential(*blocks)
         _init_weights(self)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.body(self.project(z))  # (N, latent) -> (N, top, base, base) -> (N, C, H, W)
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        check_labels(y, self.num_classes, "generator")
+        h = self.project(z, y)  # (N, latent) -> (N, top, base, base)
+        return self.body(h, y)  # (N, C, H, W)
 
 
 class Discriminator(nn.Module):
-    def __init__(self, image_size: int, channels: int, width: int):
+    def __init__(self, image_size: int, channels: int, width: int, num_classes: int = 0, batch_norm: bool = True):
         super().__init__()
+        self.num_classes = num_classes
         base, downs = _plan(image_size)
         layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
         ch = width
         for _ in range(downs - 1):
-            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch * 2), nn.LeakyReLU(0.2, True)]
+            layers.append(nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=not batch_norm))  # BN's shift replaces the bias
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(ch * 2))
+            layers.append(nn.LeakyReLU(0.2, True))
             ch *= 2
         self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(ch * base * base, 1)
+        self.head = ProjectionHead(ch * base * base, num_classes)
         _init_weights(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.body(x)  # (N, C, H, W) -> (N, top, base, base)
-        return self.head(h.flatten(1)).squeeze(1)  # (N,) logits
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        features = self.body(x).flatten(1)  # (N, C, H, W) -> (N, top, base, base) -> (N, top * base^2)
+        return self.head(features, y)  # (N,) logits
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -66,11 +81,14 @@ def _init_weights(module: nn.Module) -> None:
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, nn.BatchNorm2d) and m.affine:  # conditional BN keeps its own 1/0 start
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
 
 
-def build(data_shape: tuple[int, ...], latent_dim: int, width: int) -> tuple[nn.Module, nn.Module]:
+def build(data_shape: tuple[int, ...], latent_dim: int, width: int, *, num_classes: int = 0, pack: int = 1,
+          spectral_norm: bool = False) -> tuple[nn.Module, nn.Module]:
+    """(G, D); D sees `pack` images stacked on channels, and has no BN when SN will be applied to it."""
     image_size, _, channels = data_shape
-    return Generator(image_size, channels, latent_dim, width), Discriminator(image_size, channels, width)
+    return (Generator(image_size, channels, latent_dim, width, num_classes),
+            Discriminator(image_size, channels * pack, width, num_classes, batch_norm=not spectral_norm))

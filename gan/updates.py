@@ -1,0 +1,140 @@
+"""One training step as phases: D main (d_steps times, G frozen), D regularisation (lazy R1),
+G main (D frozen), then the EMA of G. The maths of each objective stays in gan.losses; this
+module only decides what D sees (augmented, packed, with labels) and in which precision.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, ContextManager
+
+import torch
+
+from gan import losses
+from gan.augment import DiffAugment
+from gan.stabilizers import pack
+
+if TYPE_CHECKING:  # the trainer's state; imported for annotations only, to avoid a cycle
+    from gan.training import Batches, State
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What params.yaml asks of each step, resolved once."""
+
+    loss: losses.Loss
+    batch_size: int
+    latent_dim: int
+    d_steps: int
+    num_classes: int  # > 0: conditional G and D
+    augment: DiffAugment | None
+    pack: int
+    gp_weight: float  # applied only for losses that call for a gradient penalty
+    r1_weight: float
+    r1_interval: int
+    autocast: Callable[[], ContextManager[Any]]
+    channels_last: bool
+
+    def d_view(self, x: Tensor) -> Tensor:
+        """What D is shown: augmented (same policy for reals and fakes, in both steps), then packed."""
+        if self.augment is not None:
+            x = self.augment(x)
+        return pack(self._layout(x), self.pack)
+
+    def _layout(self, x: Tensor) -> Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
+
+    def d_labels(self, y: Tensor | None) -> dict[str, Tensor]:
+        return {"y": y} if self.num_classes else {}
+
+
+def make_plan(cfg: Any, num_classes: int, augment: DiffAugment | None, device: torch.device) -> Plan:
+    t = cfg.train
+    loss = losses.LOSSES[t.loss]
+    fast = device.type == "cuda" and t.mixed_precision
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if fast else nullcontext
+    return Plan(loss, t.batch_size, cfg.model.latent_dim, t.d_steps, num_classes, augment, t.pack,
+                t.gp_weight if loss.gradient_penalty > 0 else 0.0, t.r1_weight, t.r1_interval, autocast, fast)
+
+
+def fake_labels(plan: Plan, state: "State") -> Tensor | None:
+    if not plan.num_classes:
+        return None
+    rng = state.noise_rng
+    return torch.randint(plan.num_classes, (plan.batch_size,), generator=rng, device=rng.device)
+
+
+def d_update(state: "State", plan: Plan, real: Tensor, real_y: Tensor | None) -> dict[str, Tensor]:
+    """One D step with G frozen: G's samples are made without a graph."""
+    z = torch.randn(plan.batch_size, plan.latent_dim, generator=state.noise_rng, device=state.noise_rng.device)
+    fake_y = fake_labels(plan, state)
+    with torch.no_grad(), plan.autocast():
+        fake = state.generator(z.to(real.device), **({"y": fake_y} if plan.num_classes else {})).float()
+    real_in, fake_in = plan.d_view(real), plan.d_view(fake)
+    with plan.autocast():
+        real_scores = state.discriminator(real_in, **plan.d_labels(real_y)).float()
+        fake_scores = state.discriminator(fake_in, **plan.d_labels(fake_y)).float()
+    loss_d = plan.loss.d_loss(real_scores, fake_scores)
+    total = loss_d
+    if plan.gp_weight:  # in fp32: a penalty on gradients is too fine for bf16
+        def critic(x: Tensor, **kw: Tensor) -> Tensor:
+            return state.discriminator(pack(x, plan.pack), **kw)
+
+        penalty = losses.gradient_penalty(critic, _unpacked(real_in, plan), _unpacked(fake_in, plan),
+                                          state.penalty_rng, **plan.d_labels(real_y))
+        total = total + plan.gp_weight * penalty
+    state.opt_d.zero_grad(set_to_none=True)
+    total.backward()
+    state.opt_d.step()
+    readout = plan.loss.readout
+    return {"loss_d": loss_d.detach(), "d_real": readout(real_scores.detach()).mean(),
+            "d_fake": readout(fake_scores.detach()).mean()}
+
+
+def _unpacked(x: Tensor, plan: Plan) -> Tensor:
+    """Undo pack() for the gradient penalty, which interpolates sample by sample."""
+    if plan.pack == 1:
+        return x
+    return x.reshape(x.shape[0] * plan.pack, x.shape[1] // plan.pack, *x.shape[2:])
+
+
+def r1_update(state: "State", plan: Plan, real: Tensor, real_y: Tensor | None) -> None:
+    """Lazy R1 (Mescheder et al. 2018; Karras et al. 2020): γ/2·E‖∇D(x)‖², every r1_interval steps, × interval."""
+    real_in = plan.d_view(real).detach().requires_grad_(True)
+    scores = state.discriminator(real_in, **plan.d_labels(real_y)).float()
+    penalty = losses.r1_penalty(scores, real_in)
+    state.opt_d.zero_grad(set_to_none=True)
+    (plan.r1_weight / 2 * plan.r1_interval * penalty).backward()
+    state.opt_d.step()
+
+
+def g_update(state: "State", plan: Plan) -> dict[str, Tensor]:
+    """One G step with D frozen: gradients flow through D (and the augmentation) into G."""
+    state.discriminator.requires_grad_(False)
+    z = torch.randn(plan.batch_size, plan.latent_dim, generator=state.noise_rng, device=state.noise_rng.device)
+    fake_y = fake_labels(plan, state)
+    with plan.autocast():
+        fake = state.generator(z, **({"y": fake_y} if plan.num_classes else {}))
+        scores = state.discriminator(plan.d_view(fake.float()), **plan.d_labels(fake_y)).float()
+    loss_g = plan.loss.g_loss(scores)
+    state.opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    state.opt_g.step()
+    state.discriminator.requires_grad_(True)
+    if state.ema is not None:
+        state.ema.update(state.generator)
+    return {"loss_g": loss_g.detach()}
+
+
+def train_step(state: "State", plan: Plan, batches: "Batches") -> dict[str, Tensor]:
+    """d_steps D updates, lazy R1 when due, one G update. Returns detached scalars, still on the device."""
+    d_stats = [d_update(state, plan, *batches.draw(plan.batch_size)) for _ in range(plan.d_steps)]
+    stats = {k: torch.stack([s[k] for s in d_stats]).mean() for k in d_stats[0]}
+    if plan.r1_weight and state.step % plan.r1_interval == 0:
+        r1_update(state, plan, *batches.draw(plan.batch_size))
+    stats.update(g_update(state, plan))
+    state.step += 1
+    return stats
