@@ -140,3 +140,31 @@ def test_result_keys_state_extractor_and_count():
     assert result_key("kid_inception", "kid_std", 10000) == "kid_inception_10k_std"
     assert result_key("pr_domain", "precision", 2500) == "precision_domain_2500"
     assert result_key("modes", "reverse_kl", 5000) == "reverse_kl_5k"
+
+
+def test_a_conditional_generator_writes_one_row_per_class_and_is_scored_for_class_agreement(pipeline, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    cfg = parse_params({**SMALL, "model": {**SMALL["model"], "conditional": True},
+                        "generate": {**SMALL["generate"], "grid_rows": 3},
+                        "evaluate": {**SMALL["evaluate"], "metrics": ["agreement_domain", "fid_domain"]}})
+    root = tmp_path
+    train(cfg, TrainPaths(pipeline / "prepared", root / "generator.pt", root / "checkpoints", root / "train",
+                          pipeline / "evaluator.pt"))
+    generate(cfg, GeneratePaths(root / "generator.pt", pipeline / "prepared", root / "train" / "run.json",
+                                root / "generated", root / "figures"))
+    with np.load(root / "generated" / "samples.npz") as saved:
+        assert saved["y"].tolist() == [i % 10 for i in range(200)]
+    grid = Image.open(root / "figures" / "grid.png")
+    assert grid.size == (2 + 3 * 30, 2 + 10 * 30)  # 3 columns, 10 rows (one per class), 28 px + 2 px padding
+    build_reference(cfg, pipeline / "prepared", root / "reference.pt")
+    metrics = evaluate(cfg, EvaluatePaths(root / "generated" / "samples.npz", root / "generator.pt",
+                                          pipeline / "prepared", pipeline / "evaluator.pt", root / "reference.pt",
+                                          root / "train" / "run.json", root / "metrics.json", root / "details"))
+    assert 0 <= metrics["class_agreement_domain_200"] <= 1 and "fid_domain_200" in metrics
+
+
+def test_class_agreement_is_skipped_for_an_unconditional_generator(pipeline):
+    _, protocol = run_evaluate(pipeline, config(metrics=["fid_domain", "agreement_domain"]), "agree")
+    assert "unconditional" in protocol["skipped"]["agreement_domain"]
