@@ -47,7 +47,7 @@ def main() -> None:
         fake_images, batch_size=args.batch_size, device=device))
     view = FeatureView(evaluator.ref_features, features, evaluator.ref_mu, evaluator.ref_sigma, logits,
                        evaluator.ref_labels, evaluator.num_classes)
-    for name in (n for n, m in METRICS.items() if m.extractor == "domain"):
+    for name in (n for n, m in METRICS.items() if m.extractor == "domain" and not m.needs_conditional):
         timed(name, lambda: METRICS[name](view, 0))
     print(f"{'all domain metrics':<40} {time.perf_counter() - total:8.2f} s")
     if args.inception:

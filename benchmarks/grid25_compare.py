@@ -1,7 +1,7 @@
-"""Mode collapse on grid25: compare GAN variants over seeds, with the evaluate stage's mode metrics.
+"""Mode collapse on grid25 (or ring8): compare GAN variants over seeds, with the evaluate stage's mode metrics.
 
     python benchmarks/grid25_compare.py                       # the three variants of the README, 3 seeds
-    python benchmarks/grid25_compare.py --steps 2000 --seeds 0 1
+    python benchmarks/grid25_compare.py --steps 2000 --seeds 0 1 --data ring8
 
 Each run trains in-process with the pipeline's own code (gan.training / gan.updates), then
 scores 5,000 samples of the final generator (EMA when on) with the `modes` metric: modes
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from gan.config import parse_params
-from gan.data import grid_modes, load_mixture
+from gan.data import grid_modes, load_mixture, ring_modes
 from gan.metrics.registry import METRICS, FeatureView
 from gan.runtime import generator_for
 from gan.training import Batches, build_state
@@ -42,9 +42,13 @@ def merged(extra: dict, seed: int, steps: int) -> dict:
     return {**out, "seed": seed}
 
 
+MIXTURES = {"grid25": (grid_modes, 0.05), "ring8": (ring_modes, 0.01)}
+
+
 def run(params: dict) -> dict[str, float]:
     cfg = parse_params(params)
-    split = load_mixture(cfg.data, cfg.seed, grid_modes(), 0.05)
+    modes, std = MIXTURES[cfg.data.name][0](), MIXTURES[cfg.data.name][1]
+    split = load_mixture(cfg.data, cfg.seed, modes, std)
     state = build_state(cfg, (2,), torch.device("cpu"))
     batches = Batches(split.train_x, "points", torch.device("cpu"), state.index_rng)
     plan = make_plan(cfg, 0, None, torch.device("cpu"))
@@ -52,7 +56,7 @@ def run(params: dict) -> dict[str, float]:
         train_step(state, plan, batches)
     z = torch.randn(5000, cfg.model.latent_dim, generator=generator_for(cfg.seed, "generate"))
     fake = state.sample(z).numpy()
-    view = FeatureView(np.zeros((0, 2)), fake, modes=grid_modes(), mode_std=0.05)
+    view = FeatureView(np.zeros((0, 2)), fake, modes=modes, mode_std=std)
     return METRICS["modes"](view, cfg.seed)
 
 
@@ -60,10 +64,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--data", choices=sorted(MIXTURES), default="grid25")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(f"grid25, MLP width {BASE['model']['width']}, {args.steps} steps, seeds {args.seeds}")
-    print(f"{'variant':<24} {'modes (of 25)':>14} {'high quality %':>16} {'reverse KL':>12} {'s/run':>7}")
+    BASE["data"]["name"] = args.data
+    print(f"{args.data}, MLP width {BASE['model']['width']}, {args.steps} steps, seeds {args.seeds}")
+    print(f"{'variant':<24} {'modes captured':>14} {'high quality %':>16} {'reverse KL':>12} {'s/run':>7}")
     for name, extra in VARIANTS.items():
         started = time.perf_counter()
         rows = [run(merged(extra, seed, args.steps)) for seed in args.seeds]

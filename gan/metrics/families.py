@@ -72,4 +72,6 @@ def modes(view: FeatureView, seed: int) -> dict[str, float]:
 
 def agreement(view: FeatureView, seed: int) -> dict[str, float]:
     """Share of conditional samples that the domain classifier puts in the class G was asked for."""
+    if view.fake_labels is None:
+        raise ValueError("class agreement needs the classes a conditional G was asked for")
     return {"class_agreement": float(np.mean(view.fake_logits.argmax(1) == view.fake_labels))}
