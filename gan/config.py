@@ -79,7 +79,8 @@ class TrainConfig:
     r1_weight: float = _param(0.0, _non_negative, ">= 0", doc="γ of the R1 penalty on reals; 0: off")
     r1_interval: int = _param(16, _positive, "> 0", doc="lazy R1: apply every N steps, scaled by N")
     ema_half_life_images: float = _param(0.0, _non_negative, ">= 0", doc="EMA of G by half-life in images; 0: off")
-    augment: str = _param("", doc="DiffAugment policy, e.g. color,translation,cutout; empty: off")
+    augment: tuple[str, ...] = _param((), choices="gan.augment:POLICIES",
+                                      doc="DiffAugment policy, e.g. [color, translation, cutout]; []: off")
     pack: int = _param(1, _positive, "> 0", doc="PacGAN: D judges this many samples at once")
     mixed_precision: bool = _param(True, doc="bf16 autocast and channels_last on CUDA; the CPU stays exact fp32")
     device: str = _param("auto", lambda x: x in ("auto", "cpu") or x == "cuda" or x.startswith("cuda:"),
@@ -260,8 +261,8 @@ def _cross_check(cfg: Config, fail: Callable[[str], typing.NoReturn]) -> None:
         except ValueError as exc:
             fail(f"train.augment: {exc}")
         if kind != "images":
-            fail(f"train.augment={t.augment} works on images, but data.name={cfg.data.name} gives {kind}; "
-                 f"set train.augment: ''")
+            fail(f"train.augment={list(t.augment)} works on images, but data.name={cfg.data.name} gives {kind}; "
+                 f"set train.augment: []")
     if t.batch_size % t.pack:
         fail(f"train.batch_size ({t.batch_size}) must be a multiple of train.pack ({t.pack})")
     if t.pack > 1 and cfg.model.conditional:

@@ -90,3 +90,14 @@ def test_a_stage_given_bad_params_exits_2_with_one_line_and_writes_nothing(tmp_p
     assert result.returncode == 2
     assert result.stderr.strip() == "prepare: error: params.yaml: train.lr_d must be > 0, got -1"
     assert not (tmp_path / "prepared").exists()
+
+
+def test_augment_policy_is_a_list_of_known_transformations_for_images_only():
+    assert parse_params({"train": {"augment": ["color", "cutout"]}}).train.augment == ("color", "cutout")
+    assert "train.augment[1] must be one of color, translation, cutout; got 'blur'" in error_of(
+        {"train": {"augment": ["color", "blur"]}})
+    assert "works on images" in error_of({"data": {"name": "ring8"}, "model": {"arch": "mlp"},
+                                          "train": {"augment": ["color"]}})
+    assert "train.batch_size (64) must be a multiple of train.pack (3)" in error_of({"train": {"pack": 3}})
+    assert "does not combine with model.conditional" in error_of({"train": {"pack": 2},
+                                                                 "model": {"conditional": True}})
