@@ -69,9 +69,10 @@ def _experiment_id(client: MlflowClient) -> str:
     if found is not None:
         return found.experiment_id
     location = None
-    if tracking_uri().startswith("sqlite:"):
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
         # beside the store, so runs from `dvc exp run --queue` temp dirs land in one place
-        location = (repo_root() / "mlartifacts").as_uri()
+        location = (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
     try:
         return _retry(lambda: client.create_experiment(EXPERIMENT, artifact_location=location))
     except MlflowException:

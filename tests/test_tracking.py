@@ -75,3 +75,13 @@ def test_an_unreachable_server_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     with pytest.raises(UserError, match="MLflow store http://127.0.0.1:9 is not reachable"):
         tracking.start_run("x", {})
+
+
+def test_artifacts_of_a_sqlite_store_live_beside_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}")
+    monkeypatch.setattr(tracking, "EXPERIMENT", "beside-the-store")
+    (tmp_path / "store").mkdir()
+    run = tracking.start_run("x", {})
+    experiment = MlflowClient(tracking.tracking_uri()).get_experiment_by_name("beside-the-store")
+    assert experiment.artifact_location == (tmp_path / "store" / "mlartifacts").as_uri()
+    assert run.run_id
