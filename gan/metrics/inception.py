@@ -9,7 +9,6 @@ wants a GPU.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 from torchvision.models.inception import (BasicConv2d, Inception3, InceptionA, InceptionAux, InceptionB,
                                           InceptionC, InceptionD, InceptionE)
 
+from gan.checkpoint import file_sha256  # noqa: F401 (part of this module's API)
 from gan.errors import UserError
 from gan.images import to_tensor
 
@@ -28,7 +28,6 @@ WEIGHTS_KEY = "evaluate.inception_weights"
 FEATURE_DIM = 2048
 NUM_CLASSES = 1008  # the TF graph's softmax: ImageNet's 1000 classes plus 8 extra outputs
 INPUT_SIZE = 299
-_HASH_CHUNK = 1 << 20
 
 
 class InceptionWeightsMissing(UserError):
@@ -152,15 +151,6 @@ def resolve_weights(configured: str | None) -> Path:
         f"Inception weights {WEIGHTS_FILE} not found; looked at {looked} and at the torch hub cache "
         f"{hub_path}; download {WEIGHTS_URL} and either put it at {hub_path} or set {WEIGHTS_KEY} "
         f"to its path")
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks (the weights are ~95 MB)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def weights_id(path: Path) -> str:
