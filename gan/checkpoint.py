@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from gan.errors import UserError
+from gan.errors import UserError, one_line
 
 FORMAT_VERSION = 1
 
@@ -51,7 +51,7 @@ def load(path: Path, what: str, fix: str) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a truncated or foreign file
         raise UserError(f"{path}: cannot read the {what} ({type(exc).__name__}: "
-                        f"{' '.join(str(exc).split())[:200]}); delete it and {fix}") from None
+                        f"{one_line(exc, 200)}); delete it and {fix}") from None
     if not isinstance(state, dict) or state.get("version") != FORMAT_VERSION:
         version = state.get("version") if isinstance(state, dict) else None
         raise UserError(f"{path}: not a {what} of format version {FORMAT_VERSION} (found {version!r}); "

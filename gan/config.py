@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import yaml
 
-from gan.errors import UserError
+from gan.errors import UserError, one_line
 
 
 def _param(default: Any, check: Callable[[Any], bool] | None = None, rule: str = "",
@@ -289,7 +289,7 @@ def load_params(path: str | Path = "params.yaml") -> Config:
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+        raise UserError(f"{path}: not valid YAML: {one_line(exc, None)}") from None
     return parse_params(raw, str(path))
 
 

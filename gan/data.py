@@ -25,7 +25,7 @@ from torchvision import datasets
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as tv_functional
 
-from gan.errors import UserError
+from gan.errors import UserError, one_line
 
 if TYPE_CHECKING:
     from gan.config import Config, DataConfig
@@ -198,7 +198,7 @@ def _unreadable(title: str, root: Path, exc: BaseException) -> UserError:
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300] or type(exc).__name__
+    return one_line(exc) or type(exc).__name__
 
 
 def load_torchvision(cfg: DataConfig, seed: int, dataset_cls: type, title: str) -> Split:

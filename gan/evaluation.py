@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from gan import checkpoint, tracking
+from gan import tracking
 from gan.config import Config
 from gan.data import load_prepared
 from gan.errors import UserError
 from gan.features import Evaluator, load_evaluator
 from gan.generation import draw_samples
 from gan.metrics.inception import InceptionFeatures, resolve_weights
-from gan.metrics.registry import METRICS, FeatureView, applies, result_key
+from gan.metrics.registry import METRICS, FeatureView, applies, result_key, significant
 from gan.models import load_generator
 from gan.reference import load_reference
 from gan.runtime import make_deterministic, resolve_device
@@ -90,18 +90,19 @@ def evaluate(cfg: Config, paths: EvaluatePaths) -> dict[str, float]:
         raise UserError(f"{paths.evaluator} was built for other data (sha256 {evaluator.data_sha256[:12]}, "
                         f"prepared data is {meta['sha256'][:12]}); run `dvc repro features`")
     reference = load_reference(paths.reference)
-    conditional = int(checkpoint.load(paths.generator, "generator", "run `dvc repro train`").get("num_classes", 0)) > 0
-    names, skipped = _plan(cfg, meta, reference, conditional)
     device = resolve_device(cfg.train.device)
+    generator = load_generator(paths.generator, device)  # for the classes it takes, and for repeats
+    names, skipped = _plan(cfg, meta, reference, int(generator[1].get("num_classes", 0)) > 0)
     extractors = Extractors(cfg, evaluator, reference, device)
-    rounds = [_score(cfg, names, extractors, _samples(cfg, paths, r, device), r) for r in range(cfg.evaluate.repeats)]
+    rounds = [_score(cfg, names, extractors, _samples(cfg, paths, generator, r, device), r)
+              for r in range(cfg.evaluate.repeats)]
     metrics, per_class = _combine(rounds)
     protocol = _protocol(cfg, names, skipped, meta, evaluator, reference)
     _write(paths, metrics, per_class, protocol)
     run = tracking.reopen_run(paths.run_link, {f"evaluate.{k}": v for k, v in cfg.to_dict()["evaluate"].items()})
     run.log_metrics([(0, {f"eval/{k}": v for k, v in metrics.items() if np.isfinite(v)})])
     run.set_tags({f"protocol.{name}.{field}": value for name, entry in protocol["metrics"].items()
-                  for field, value in entry.items() if field != "keys"})
+                  for field, value in entry.items()})
     for path in (paths.metrics, paths.details / "protocol.json"):
         run.log_artifact(path, "evaluate")
     run.finish()
@@ -125,14 +126,13 @@ def _plan(cfg: Config, meta: dict[str, Any], reference: dict[str, Any],
     return names, skipped
 
 
-def _samples(cfg: Config, paths: EvaluatePaths, repeat: int,
+def _samples(cfg: Config, paths: EvaluatePaths, generator: tuple[torch.nn.Module, dict[str, Any]], repeat: int,
              device: torch.device) -> tuple[np.ndarray, np.ndarray | None]:
     """Repeat 0 scores generate's samples; repeat r draws anew from G with seed + r."""
     if repeat == 0:
         return load_samples(paths.samples, cfg.evaluate.num_samples)
     make_deterministic(cfg.seed + repeat, device)
-    generator, saved = load_generator(paths.generator, device)
-    return draw_samples(generator, saved, cfg.evaluate.num_samples, cfg.seed + repeat, cfg.evaluate.batch_size,
+    return draw_samples(*generator, cfg.evaluate.num_samples, cfg.seed + repeat, cfg.evaluate.batch_size,
                         device)
 
 
@@ -156,9 +156,9 @@ def _combine(rounds: list[dict[str, float]]) -> tuple[dict[str, float], dict[str
     for key in rounds[0]:
         values = np.array([r[key] for r in rounds])
         target = per_class if key.startswith("fid_class") else metrics
-        target[key] = _round(values.mean())
+        target[key] = significant(values.mean())
         if len(rounds) > 1:
-            target[f"{key}_repeats_std"] = _round(values.std(ddof=1))
+            target[f"{key}_repeats_std"] = significant(values.std(ddof=1))
     return metrics, per_class
 
 
@@ -194,7 +194,3 @@ def _write(paths: EvaluatePaths, metrics: dict[str, float], per_class: dict[str,
     paths.details.mkdir(parents=True, exist_ok=True)
     (paths.details / "protocol.json").write_text(json.dumps(protocol, indent=2) + "\n")
     (paths.details / "per_class.json").write_text(json.dumps(per_class, indent=2) + "\n")
-
-
-def _round(value: float) -> float:
-    return float(f"{float(value):.6g}")

@@ -21,8 +21,9 @@ from gan.checkpoint import file_sha256
 from gan.classifier import DomainClassifier, accuracy, embed, new_classifier, train_classifier
 from gan.config import Config
 from gan.data import Prepared, load_prepared
-from gan.errors import UserError
+from gan.errors import UserError, one_line
 from gan.metrics.frechet import frechet_distance, gaussian_stats
+from gan.metrics.registry import significant
 from gan.runtime import make_deterministic, resolve_device
 
 FIX = "run `dvc repro features`"
@@ -69,7 +70,7 @@ def build_evaluator(cfg: Config, prepared_dir: Path, out_path: Path, metrics_pat
         state, metrics = _image_evaluator(cfg, prepared)
         summary = _image_summary(state["kind"], metrics)
     checkpoint.save_atomic(state, Path(out_path))
-    metrics = {k: _round(v) for k, v in metrics.items()}
+    metrics = {k: significant(v) for k, v in metrics.items()}
     metrics_path = Path(metrics_path)
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
@@ -143,9 +144,4 @@ def load_evaluator(path: Path) -> Evaluator:
                          labels if len(labels) else None, state["test_accuracy"], sha256=file_sha256(path))
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
         raise UserError(f"{path}: not a valid evaluator ({type(exc).__name__}: "
-                        f"{' '.join(str(exc).split())[:200]}); delete it and {FIX}") from None
-
-
-def _round(value: float) -> float:
-    """Six significant digits: what a metrics file needs, without float noise in diffs."""
-    return value if isinstance(value, int) else float(f"{float(value):.6g}")
+                        f"{one_line(exc, 200)}); delete it and {FIX}") from None

@@ -23,7 +23,7 @@ from mlflow.entities import Metric, Param, RunTag  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from gan.errors import UserError  # noqa: E402
+from gan.errors import UserError, one_line  # noqa: E402
 
 EXPERIMENT = os.environ.get("GAN_MLFLOW_EXPERIMENT", "gan")
 _BATCH_LIMIT = 1000  # MLflow's cap on metrics per log_batch call
@@ -58,7 +58,7 @@ def _client() -> MlflowClient:
         _retry(lambda: client.search_experiments(max_results=1))
     except Exception as exc:
         raise UserError(f"MLflow store {uri} is not reachable ({type(exc).__name__}: "
-                        f"{' '.join(str(exc).split())[:200]}); start the server or fix "
+                        f"{one_line(exc, 200)}); start the server or fix "
                         f"MLFLOW_TRACKING_URI") from None
     return client
 

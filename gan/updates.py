@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 import torch
 
-from gan import losses
+from gan import losses, sampling
 from gan.augment import DiffAugment
 from gan.stabilizers import pack
 
@@ -69,7 +69,7 @@ def fake_labels(plan: Plan, state: "State") -> Tensor | None:
 
 def d_update(state: "State", plan: Plan, real: Tensor, real_y: Tensor | None) -> dict[str, Tensor]:
     """One D step with G frozen: G's samples are made without a graph."""
-    z = torch.randn(plan.batch_size, plan.latent_dim, generator=state.noise_rng, device=state.noise_rng.device)
+    z = sampling.noise(plan.batch_size, plan.latent_dim, state.noise_rng, state.noise_rng.device)
     fake_y = fake_labels(plan, state)
     with torch.no_grad(), plan.autocast():
         fake = state.generator(z.to(real.device), **({"y": fake_y} if plan.num_classes else {})).float()
@@ -114,7 +114,7 @@ def r1_update(state: "State", plan: Plan, real: Tensor, real_y: Tensor | None) -
 def g_update(state: "State", plan: Plan) -> dict[str, Tensor]:
     """One G step with D frozen: gradients flow through D (and the augmentation) into G."""
     state.discriminator.requires_grad_(False)
-    z = torch.randn(plan.batch_size, plan.latent_dim, generator=state.noise_rng, device=state.noise_rng.device)
+    z = sampling.noise(plan.batch_size, plan.latent_dim, state.noise_rng, state.noise_rng.device)
     fake_y = fake_labels(plan, state)
     with plan.autocast():
         fake = state.generator(z, **({"y": fake_y} if plan.num_classes else {}))

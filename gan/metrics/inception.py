@@ -19,7 +19,7 @@ from torchvision.models.inception import (BasicConv2d, Inception3, InceptionA, I
                                           InceptionC, InceptionD, InceptionE)
 
 from gan.checkpoint import file_sha256  # noqa: F401 (part of this module's API)
-from gan.errors import UserError
+from gan.errors import UserError, one_line
 from gan.images import to_tensor
 
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -165,19 +165,15 @@ def load_network(path: Path) -> FIDInceptionV3:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a truncated or foreign file
         raise UserError(f"{path}: cannot read the Inception weights ({type(exc).__name__}: "
-                        f"{_one_line(exc)}); {fix}") from None
+                        f"{one_line(exc)}); {fix}") from None
     if not isinstance(state, dict):
         raise UserError(f"{path}: not a state dict of Inception weights (found {type(state).__name__}); {fix}")
     network = FIDInceptionV3()
     try:
         network.load_state_dict(state, strict=True)
     except RuntimeError as exc:  # missing/unexpected keys or wrong shapes
-        raise UserError(f"{path}: not the FID Inception-v3 weights ({_one_line(exc)}); {fix}") from None
+        raise UserError(f"{path}: not the FID Inception-v3 weights ({one_line(exc)}); {fix}") from None
     return network.to(memory_format=torch.channels_last).eval().requires_grad_(False)
-
-
-def _one_line(exc: BaseException, limit: int = 300) -> str:
-    return " ".join(str(exc).split())[:limit]
 
 
 # --- the extractor -------------------------------------------------------------------------------

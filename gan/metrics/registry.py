@@ -73,6 +73,11 @@ METRICS["agreement_domain"] = Metric("domain", f"{_F}:agreement", True,
 METRICS["modes"] = Metric("points", f"{_F}:modes", False, "2-D mixtures: modes captured, % high quality, reverse KL")
 
 
+def significant(value: float | int) -> float | int:
+    """Six significant digits for a metrics file: enough to compare, no float noise in diffs. Counts stay ints."""
+    return value if isinstance(value, int) else float(f"{float(value):.6g}")
+
+
 def count_tag(count: int) -> str:
     """5000 -> '5k', 1000 -> '1k', 2500 -> '2500'."""
     return f"{count // 1000}k" if count % 1000 == 0 else str(count)
