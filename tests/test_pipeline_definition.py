@@ -82,3 +82,26 @@ def test_shipped_params_file_is_valid_and_complete():
     shipped = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert set(flatten(shipped)) == set(flatten(Config().to_dict())), "params.yaml must list every key"
     assert load_params(ROOT / "params.yaml") == Config(), "params.yaml and the dataclass defaults disagree"
+
+
+def _readme_commands() -> list[str]:
+    """The README's leading bash blocks: command 1 (run the pipeline), command 2 (run the tests)."""
+    return re.findall(r"```bash\n(.+?)\n```", (ROOT / "README.md").read_text(), flags=re.S)[:2]
+
+
+def test_readme_starts_with_the_two_commands_and_ci_runs_the_second():
+    run_pipeline, run_tests = _readme_commands()
+    assert run_pipeline.startswith("python3 -m venv .venv") and run_pipeline.endswith("&& dvc repro")
+    assert run_tests.startswith("python3 -m venv .venv") and run_tests.endswith("&& pytest")
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert run_tests in ci, ".ci/run must run README command 2 exactly as written"
+
+
+def test_telemetry_is_off_and_generated_files_are_ignored():
+    dvc_config = (ROOT / ".dvc" / "config").read_text()
+    assert re.search(r"analytics\s*=\s*false", dvc_config)
+    assert re.search(r"check_update\s*=\s*false", dvc_config)
+    assert "MLFLOW_DISABLE_TELEMETRY=true" in (ROOT / ".ci" / "run").read_text()
+    ignored = set((ROOT / ".gitignore").read_text().split())
+    for generated in (".venv/", "/data/", "/models/", "/checkpoints/", "mlflow.db", "/mlruns/", "/mlartifacts/"):
+        assert generated in ignored, f".gitignore must ignore {generated}"
