@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -86,3 +87,45 @@ class Reporter:
 def tsv_row(row: list[float]) -> str:
     """One history row, [step, values...], as a line of a tab-separated file."""
     return f"{int(row[0])}\t" + "\t".join(f"{v:.6g}" for v in row[1:]) + "\n"
+
+
+def save_curves(history: list[list[float]], eval_history: list[list[float]], eval_columns: list[str],
+                path: Path) -> None:
+    """The training curves as one PNG: losses, mean D outputs and each in-training score against step.
+
+    The same numbers are in MLflow and in history.tsv/eval.tsv for `dvc plots`; this picture needs
+    neither a server nor the vega library that `dvc plots show` loads from a CDN. Per-step curves
+    are drawn faint with a moving average over 1% of the run on top.
+    """
+    from gan.sampling import pyplot
+
+    plt = pyplot()
+    panels = [("losses", ("loss_d", "loss_g")), ("mean D output", ("d_real", "d_fake"))]
+    panels += [(column, (column,)) for column in eval_columns]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), dpi=110, squeeze=False)
+    rows = np.asarray(history, dtype=np.float64).reshape(-1, len(Reporter.columns) + 1)
+    scores = np.asarray(eval_history, dtype=np.float64).reshape(-1, len(eval_columns) + 1)
+    window = max(1, len(rows) // 100)
+    for ax, (title, names) in zip(axes[0], panels):
+        for name in names:
+            if name in Reporter.columns:
+                steps, values = rows[:, 0], rows[:, 1 + Reporter.columns.index(name)]
+                line, = ax.plot(steps, values, linewidth=0.6, alpha=0.35 if window > 1 else 1.0)
+                if window > 1:
+                    smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+                    ax.plot(steps[window - 1:], smooth, color=line.get_color(), linewidth=1.4, label=name)
+                else:
+                    line.set_label(name)
+            else:
+                values = scores[:, 1 + eval_columns.index(name)]
+                ax.plot(scores[:, 0], values, marker="o", markersize=3, label=name)
+                if len(values) and values.min() > 0 and values.max() / values.min() > 20:
+                    ax.set_yscale("log")  # an FID falls by orders of magnitude from step 0
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -48,13 +48,19 @@ def grid_array(images: torch.Tensor, rows: int) -> np.ndarray:
     return grid.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
-def save_scatter(real: np.ndarray, fake: np.ndarray, path: Path, modes: np.ndarray | None = None) -> None:
-    """Real and generated 2-D points on one plot, with the mixture's modes when known."""
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend: stages run without a display."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_scatter(real: np.ndarray, fake: np.ndarray, path: Path, modes: np.ndarray | None = None) -> None:
+    """Real and generated 2-D points on one plot, with the mixture's modes when known."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 5), dpi=120)
     ax.scatter(real[:, 0], real[:, 1], s=2, alpha=0.3, label="real", color="tab:blue")
     ax.scatter(fake[:, 0], fake[:, 1], s=2, alpha=0.3, label="generated", color="tab:orange")
@@ -69,11 +75,7 @@ def save_scatter(real: np.ndarray, fake: np.ndarray, path: Path, modes: np.ndarr
 
 def save_walks(walks: np.ndarray, path: Path, real: np.ndarray | None = None) -> None:
     """2-D latent walks (R, T, 2) as lines over the real points: the 2-D form of an interpolation grid."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 5), dpi=120)
     if real is not None:
         ax.scatter(real[:, 0], real[:, 1], s=2, alpha=0.2, color="tab:blue", label="real")

@@ -28,7 +28,7 @@ from gan.errors import UserError
 from gan.features import load_evaluator
 from gan.images import to_tensor, to_uint8
 from gan.metrics.registry import METRICS, FeatureView, result_key
-from gan.reporting import Reporter, tsv_row
+from gan.reporting import Reporter, save_curves, tsv_row
 from gan.ema import EMA
 from gan.runtime import generator_for, make_deterministic, resolve_device
 from gan.updates import Plan, make_plan, train_step
@@ -41,7 +41,7 @@ class TrainPaths:
     prepared: Path  # data/prepared
     generator: Path  # models/generator.pt
     checkpoints: Path  # checkpoints/ (persisted by DVC across runs)
-    reports: Path  # reports/train: history.tsv, eval.tsv, run.json, samples/
+    reports: Path  # reports/train: history.tsv, eval.tsv, curves.png, run.json, samples/
     evaluator: Path  # models/evaluator.pt, for the scores during training
 
     @property
@@ -51,6 +51,10 @@ class TrainPaths:
     @property
     def eval_history(self) -> Path:
         return self.reports / "eval.tsv"
+
+    @property
+    def curves(self) -> Path:
+        return self.reports / "curves.png"
 
     @property
     def run_link(self) -> Path:
@@ -268,6 +272,8 @@ def _loop(state: State, cfg: Config, plan: Plan, paths: TrainPaths, ckpt: Path, 
             checkpoint.save_atomic(state.to_dict(run_fp), ckpt)
     reporter.close()
     elapsed = time.perf_counter() - started
+    save_curves(state.history, state.eval_history, scorer.columns if scorer else [], paths.curves)
+    run.log_artifact(paths.curves)
     steps_done = state.step - first
     summary = {"steps": state.step, "steps_run": steps_done, "seconds": round(elapsed, 2),
                "steps_per_second": round(steps_done / elapsed, 2) if steps_done else 0.0,

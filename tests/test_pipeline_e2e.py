@@ -66,7 +66,7 @@ def test_repro_writes_every_stage_output(repo):
     root, _, _ = repo
     for path in ("data/prepared/train.npz", "data/prepared/meta.json", "models/evaluator.pt",
                  "models/generator.pt", "reports/train/history.tsv", "reports/train/run.json",
-                 "reports/train/samples/step_000020.png", "data/generated/samples.npz",
+                 "reports/train/samples/step_000020.png", "reports/train/curves.png", "data/generated/samples.npz",
                  "reports/generate/grid.png", "reports/generate/interpolation.png", "reports/metrics.json",
                  "reports/features/metrics.json"):
         assert (root / path).is_file(), path
@@ -128,6 +128,7 @@ def test_mlflow_store_holds_one_run_with_params_curves_images_metrics_and_a_load
         artifacts = {a.path for a in client.list_artifacts(run_id, "samples")}
         assert "samples/step_000000.png" in artifacts and "samples/step_000020.png" in artifacts
         assert {a.path for a in client.list_artifacts(run_id, "generate")} >= {"generate/grid.png"}
+        assert "curves.png" in {a.path for a in client.list_artifacts(run_id)}
         generator = mlflow.pytorch.load_model(f"runs:/{run_id}/generator")
         with torch.no_grad():
             images = generator(torch.randn(5, 16))
