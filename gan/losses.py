@@ -146,7 +146,7 @@ class Loss:
     # How a score reads as "D(x)" in the logs: a probability for the probabilistic
     # losses, the raw critic score for the others.
     readout: Callable[[Tensor], Tensor] = torch.sigmoid
-    gradient_penalty: float = 0.0  # default λ of the WGAN-GP penalty this loss needs
+    uses_gradient_penalty: bool = False  # WGAN-GP: D's loss adds train.gp_weight × gradient_penalty
 
 
 LOSSES: dict[str, Loss] = {
@@ -155,7 +155,7 @@ LOSSES: dict[str, Loss] = {
     "hinge": Loss(hinge_d, wasserstein_g, "hinge D loss (Geometric GAN, SNGAN), -D(G(z)) for G",
                   readout=identity),
     "wasserstein": Loss(wasserstein_d, wasserstein_g, "WGAN critic loss with the WGAN-GP penalty",
-                        readout=identity, gradient_penalty=10.0),
+                        readout=identity, uses_gradient_penalty=True),
     "least_squares": Loss(least_squares_d, least_squares_g, "LSGAN, targets 0 (fake) and 1 (real)",
                           readout=identity),
 }

@@ -57,7 +57,7 @@ def make_plan(cfg: Any, num_classes: int, augment: DiffAugment | None, device: t
     fast = device.type == "cuda" and t.mixed_precision
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if fast else nullcontext
     return Plan(loss, t.batch_size, cfg.model.latent_dim, t.d_steps, num_classes, augment, t.pack,
-                t.gp_weight if loss.gradient_penalty > 0 else 0.0, t.r1_weight, t.r1_interval, autocast, fast)
+                t.gp_weight if loss.uses_gradient_penalty else 0.0, t.r1_weight, t.r1_interval, autocast, fast)
 
 
 def fake_labels(plan: Plan, state: "State") -> Tensor | None:

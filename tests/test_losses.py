@@ -102,9 +102,16 @@ def test_critic_losses_read_out_the_raw_score():
         assert torch.equal(LOSSES[name].readout(scores), scores)
 
 
-def test_only_wasserstein_asks_for_a_gradient_penalty_of_weight_ten():
-    assert LOSSES["wasserstein"].gradient_penalty == 10
-    assert all(loss.gradient_penalty == 0 for name, loss in LOSSES.items() if name != "wasserstein")
+def test_only_wasserstein_asks_for_a_gradient_penalty_and_its_weight_defaults_to_ten():
+    from gan.config import Config, parse_params
+    from gan.updates import make_plan
+
+    assert [name for name, loss in LOSSES.items() if loss.uses_gradient_penalty] == ["wasserstein"]
+    assert Config().train.gp_weight == 10
+    for name in LOSSES:
+        cfg = parse_params({"train": {"loss": name, "gp_weight": 4.0}})
+        plan = make_plan(cfg, 0, None, torch.device("cpu"))
+        assert plan.gp_weight == (4.0 if name == "wasserstein" else 0.0), name
 
 
 # --- gradient penalties -------------------------------------------------------------------------------------
