@@ -137,6 +137,17 @@ def test_mlflow_store_holds_one_run_with_params_curves_images_metrics_and_a_load
         mlflow.set_tracking_uri(previous)
 
 
+def test_dvc_plots_show_renders_the_curves_and_the_figures(repo, tmp_path):
+    root, env, _ = repo
+    dvc(root, env, "plots", "show", "-o", str(tmp_path))
+    page = (tmp_path / "index.html").read_text()
+    for title in ("Losses", "Discriminator outputs"):  # the vega charts of history.tsv, from dvc.yaml
+        assert title in page, title
+    for figure in ("reports/train/curves.png", "reports/generate/grid.png", "reports/generate/interpolation.png"):
+        copied = tmp_path / "static" / ("workspace_" + figure.replace("/", "_"))
+        assert copied.read_bytes() == (root / figure).read_bytes(), figure
+
+
 def _experiments(show: list[dict]) -> dict[str, dict]:
     """{experiment name: its data} from `dvc exp show --json`."""
     found = {}
