@@ -46,14 +46,11 @@ def pack(x: torch.Tensor, pack: int) -> torch.Tensor:
     return x.reshape(n // pack, pack * x.shape[1], *x.shape[2:])  # samples are contiguous: a view when possible
 
 
-def packed_shape(data_shape: tuple[int, ...], pack: int) -> tuple[int, ...]:
-    """The per-sample shape D sees under packing, from the project's stored sample shape.
+def unpack(x: torch.Tensor, pack: int) -> torch.Tensor:
+    """The inverse of `pack`: (N/pack, pack·C, ...) -> (N, C, ...), the samples in their original order.
 
-    Images are stored (H, W, C) and points (D,), the feature axis last in both:
-    (H, W, C) -> (H, W, pack·C); (2,) -> (2·pack,).
+    The gradient penalty needs it: it interpolates between reals and fakes sample by sample.
     """
-    if pack < 1:
-        raise ValueError(f"pack must be >= 1, got {pack}")
-    if len(data_shape) not in (1, 3):
-        raise ValueError(f"sample shape must be (D,) points or (H, W, C) images, got {tuple(data_shape)}")
-    return (*data_shape[:-1], data_shape[-1] * pack)
+    if pack == 1:
+        return x
+    return x.reshape(x.shape[0] * pack, x.shape[1] // pack, *x.shape[2:])

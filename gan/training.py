@@ -31,7 +31,7 @@ from gan.metrics.registry import METRICS, FeatureView, result_key
 from gan.reporting import Reporter, save_curves, tsv_row
 from gan.ema import EMA
 from gan.runtime import generator_for, make_deterministic, resolve_device
-from gan.updates import Plan, make_plan, train_step
+from gan.updates import Plan, cuda_fast_path, make_plan, train_step
 
 SCATTER_POINTS = 1000  # generated points in each 2-D progress plot
 
@@ -137,8 +137,7 @@ def build_state(cfg: Config, data_shape: tuple[int, ...], device: torch.device, 
     generator, discriminator = models.build(cfg.model.arch, data_shape, cfg.model.latent_dim, cfg.model.width,
                                             num_classes=num_classes, pack=t.pack,
                                             spectral_norm=cfg.model.spectral_norm)
-    fast = device.type == "cuda" and t.mixed_precision and len(data_shape) == 3
-    layout = torch.channels_last if fast else torch.contiguous_format
+    layout = torch.channels_last if cuda_fast_path(cfg, device) else torch.contiguous_format  # 4-D weights only
     generator.to(device, memory_format=layout).train()
     discriminator.to(device, memory_format=layout).train()
     opt_g = torch.optim.Adam(generator.parameters(), lr=t.lr_g, betas=t.betas_g)

@@ -13,7 +13,7 @@ import torch
 
 from gan import losses, sampling
 from gan.augment import DiffAugment
-from gan.stabilizers import pack
+from gan.stabilizers import pack, unpack
 
 if TYPE_CHECKING:  # the trainer's state; imported for annotations only, to avoid a cycle
     from gan.training import Batches, State
@@ -47,14 +47,20 @@ class Plan:
     def _layout(self, x: Tensor) -> Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
-    def d_labels(self, y: Tensor | None) -> dict[str, Tensor]:
+    def labels(self, y: Tensor | None) -> dict[str, Tensor]:
+        """The keyword arguments that hand classes to a conditional G or D; none otherwise."""
         return {"y": y} if self.num_classes else {}
+
+
+def cuda_fast_path(cfg: Any, device: torch.device) -> bool:
+    """bf16 autocast and channels_last: on CUDA when train.mixed_precision is on; the CPU stays exact fp32."""
+    return device.type == "cuda" and cfg.train.mixed_precision
 
 
 def make_plan(cfg: Any, num_classes: int, augment: DiffAugment | None, device: torch.device) -> Plan:
     t = cfg.train
     loss = losses.LOSSES[t.loss]
-    fast = device.type == "cuda" and t.mixed_precision
+    fast = cuda_fast_path(cfg, device)
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if fast else nullcontext
     return Plan(loss, t.batch_size, cfg.model.latent_dim, t.d_steps, num_classes, augment, t.pack,
                 t.gp_weight if loss.uses_gradient_penalty else 0.0, t.r1_weight, t.r1_interval, autocast, fast)
@@ -72,19 +78,19 @@ def d_update(state: "State", plan: Plan, real: Tensor, real_y: Tensor | None) ->
     z = sampling.noise(plan.batch_size, plan.latent_dim, state.noise_rng, state.noise_rng.device)
     fake_y = fake_labels(plan, state)
     with torch.no_grad(), plan.autocast():
-        fake = state.generator(z.to(real.device), **({"y": fake_y} if plan.num_classes else {})).float()
+        fake = state.generator(z.to(real.device), **plan.labels(fake_y)).float()
     real_in, fake_in = plan.d_view(real), plan.d_view(fake)
     with plan.autocast():
-        real_scores = state.discriminator(real_in, **plan.d_labels(real_y)).float()
-        fake_scores = state.discriminator(fake_in, **plan.d_labels(fake_y)).float()
+        real_scores = state.discriminator(real_in, **plan.labels(real_y)).float()
+        fake_scores = state.discriminator(fake_in, **plan.labels(fake_y)).float()
     loss_d = plan.loss.d_loss(real_scores, fake_scores)
     total = loss_d
     if plan.gp_weight:  # in fp32: a penalty on gradients is too fine for bf16
         def critic(x: Tensor, **kw: Tensor) -> Tensor:
             return state.discriminator(pack(x, plan.pack), **kw)
 
-        penalty = losses.gradient_penalty(critic, _unpacked(real_in, plan), _unpacked(fake_in, plan),
-                                          state.penalty_rng, **plan.d_labels(real_y))
+        penalty = losses.gradient_penalty(critic, unpack(real_in, plan.pack), unpack(fake_in, plan.pack),
+                                          state.penalty_rng, **plan.labels(real_y))
         total = total + plan.gp_weight * penalty
     state.opt_d.zero_grad(set_to_none=True)
     total.backward()
@@ -94,17 +100,10 @@ def d_update(state: "State", plan: Plan, real: Tensor, real_y: Tensor | None) ->
             "d_fake": readout(fake_scores.detach()).mean()}
 
 
-def _unpacked(x: Tensor, plan: Plan) -> Tensor:
-    """Undo pack() for the gradient penalty, which interpolates sample by sample."""
-    if plan.pack == 1:
-        return x
-    return x.reshape(x.shape[0] * plan.pack, x.shape[1] // plan.pack, *x.shape[2:])
-
-
 def r1_update(state: "State", plan: Plan, real: Tensor, real_y: Tensor | None) -> None:
     """Lazy R1 (Mescheder et al. 2018; Karras et al. 2020): γ/2·E‖∇D(x)‖², every r1_interval steps, × interval."""
     real_in = plan.d_view(real).detach().requires_grad_(True)
-    scores = state.discriminator(real_in, **plan.d_labels(real_y)).float()
+    scores = state.discriminator(real_in, **plan.labels(real_y)).float()
     penalty = losses.r1_penalty(scores, real_in)
     state.opt_d.zero_grad(set_to_none=True)
     (plan.r1_weight / 2 * plan.r1_interval * penalty).backward()
@@ -117,8 +116,8 @@ def g_update(state: "State", plan: Plan) -> dict[str, Tensor]:
     z = sampling.noise(plan.batch_size, plan.latent_dim, state.noise_rng, state.noise_rng.device)
     fake_y = fake_labels(plan, state)
     with plan.autocast():
-        fake = state.generator(z, **({"y": fake_y} if plan.num_classes else {}))
-        scores = state.discriminator(plan.d_view(fake.float()), **plan.d_labels(fake_y)).float()
+        fake = state.generator(z, **plan.labels(fake_y))
+        scores = state.discriminator(plan.d_view(fake.float()), **plan.labels(fake_y)).float()
     loss_g = plan.loss.g_loss(scores)
     state.opt_g.zero_grad(set_to_none=True)
     loss_g.backward()

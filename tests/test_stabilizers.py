@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from gan.ema import EMA, ema_beta
-from gan.stabilizers import apply_spectral_norm, pack, packed_shape
+from gan.stabilizers import apply_spectral_norm, pack, unpack
 
 
 def largest_singular_value(weight: torch.Tensor, dim: int = 0) -> float:
@@ -151,10 +151,8 @@ def test_pack_rejects_a_batch_that_does_not_divide():
         pack(torch.zeros(4, 2), 0)
 
 
-def test_packed_shape_multiplies_the_feature_axis():
-    assert packed_shape((28, 28, 1), 2) == (28, 28, 2)
-    assert packed_shape((32, 32, 3), 4) == (32, 32, 12)
-    assert packed_shape((2,), 3) == (6,)
-    assert packed_shape((2,), 1) == (2,)
-    with pytest.raises(ValueError):
-        packed_shape((4, 4), 2)
+def test_unpack_inverts_pack_for_images_and_points():
+    images, points = torch.randn(8, 3, 4, 4), torch.randn(8, 2)
+    for x in (images, points):
+        for degree in (1, 2, 4):
+            assert torch.equal(unpack(pack(x, degree), degree), x)
