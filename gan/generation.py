@@ -64,7 +64,7 @@ def draw_samples(generator: torch.nn.Module, saved: dict, count: int, seed: int,
     """
     classes = int(saved.get("num_classes", 0))
     z = sampling.noise(count, saved["latent_dim"], generator_for(seed, "generate", device), device)
-    y = torch.arange(count, device=device) % classes if classes else None
+    y = sampling.balanced_labels(count, classes, device) if classes else None
     fake = sampling.sample(generator, z, batch_size, y)  # (N, C, H, W) in [-1, 1] or (N, 2)
     samples = to_uint8(fake) if fake.dim() == 4 else fake.float().cpu().numpy()
     return samples, (y.cpu().numpy() if y is not None else None)
@@ -74,9 +74,8 @@ def _grid(generator: torch.nn.Module, cfg: Config, latent_dim: int, classes: int
           path: Path) -> None:
     """grid_rows x grid_rows samples; for a conditional G, one row per class."""
     cols = cfg.generate.grid_rows
-    y = torch.arange(classes, device=device).repeat_interleave(cols) if classes else None
-    count = len(y) if y is not None else cols * cols
-    z = sampling.noise(count, latent_dim, generator_for(cfg.seed, "grid", device), device)
+    y = sampling.class_rows(classes, cols, device) if classes else None
+    z = sampling.noise((classes or cols) * cols, latent_dim, generator_for(cfg.seed, "grid", device), device)
     sampling.save_grid(sampling.sample(generator, z, cfg.generate.batch_size, y), path, cols)
 
 
@@ -90,6 +89,6 @@ def _interpolate(generator: torch.nn.Module, cfg: Config, latent_dim: int, class
     z = sampling.slerp(ends[0::2], ends[1::2], t)  # (R, T, D)
     y = None
     if classes:
-        y = (torch.arange(g.interpolation_rows, device=device) % classes).repeat_interleave(g.interpolation_steps)
+        y = sampling.balanced_labels(g.interpolation_rows, classes, device).repeat_interleave(g.interpolation_steps)
     out = sampling.sample(generator, z.flatten(0, 1), g.batch_size, y)
     return out.unflatten(0, (g.interpolation_rows, g.interpolation_steps))

@@ -23,6 +23,16 @@ def sample(generator: nn.Module, z: torch.Tensor, batch_size: int = 500, y: torc
     return torch.cat([generator(zc, y=yc).float() for zc, yc in zip(z.split(batch_size), y.split(batch_size))])
 
 
+def balanced_labels(count: int, classes: int, device: torch.device | str) -> torch.Tensor:
+    """Classes 0, 1, ..., K-1, 0, 1, ... for `count` samples: a conditional G asked for each class equally."""
+    return torch.arange(count, device=device) % classes
+
+
+def class_rows(classes: int, per_row: int, device: torch.device | str) -> torch.Tensor:
+    """The labels of a grid `per_row` images wide with one row per class: 0 (per_row times), 1, ..."""
+    return torch.arange(classes, device=device).repeat_interleave(per_row)
+
+
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Spherical interpolation between latent rows a and b (N, D) at fractions t (T,) -> (N, T, D).
 

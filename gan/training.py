@@ -142,15 +142,13 @@ def build_state(cfg: Config, data_shape: tuple[int, ...], device: torch.device, 
     discriminator.to(device, memory_format=layout).train()
     opt_g = torch.optim.Adam(generator.parameters(), lr=t.lr_g, betas=t.betas_g)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=t.lr_d, betas=t.betas_d)
-    if num_classes:
-        fixed_y = torch.arange(num_classes, device=device).repeat_interleave(cfg.generate.grid_rows)
-    else:
-        fixed_y = None
-    grid = cfg.generate.grid_rows**2 if len(data_shape) == 3 else SCATTER_POINTS
-    count = len(fixed_y) if fixed_y is not None and len(data_shape) == 3 else grid
+    images, rows = len(data_shape) == 3, cfg.generate.grid_rows
+    count = (num_classes or rows) * rows if images else SCATTER_POINTS  # conditional grid: one row per class
     fixed_z = sampling.noise(count, cfg.model.latent_dim, generator_for(cfg.seed, "fixed-noise", device), device)
-    if fixed_y is not None and len(data_shape) != 3:
-        fixed_y = torch.arange(count, device=device) % num_classes
+    fixed_y = None
+    if num_classes:
+        fixed_y = (sampling.class_rows(num_classes, rows, device) if images
+                   else sampling.balanced_labels(count, num_classes, device))
     ema = EMA(generator, t.ema_half_life_images, t.batch_size) if t.ema_half_life_images else None
     return State(generator, discriminator, opt_g, opt_d, generator_for(cfg.seed, "batches"),
                  generator_for(cfg.seed, "noise", device), generator_for(cfg.seed, "augment"),
@@ -323,8 +321,7 @@ class TrainingScore:
         """Balanced requested classes for a conditional G: the score sees every class equally."""
         if state.fixed_y is None:
             return None
-        classes = int(state.fixed_y.max()) + 1
-        return torch.arange(count, device=state.fixed_z.device) % classes
+        return sampling.balanced_labels(count, int(state.fixed_y.max()) + 1, state.fixed_z.device)
 
     def __call__(self, state: State) -> None:
         scores = {self.key(k): v for k, v in self._compute(state).items()}
