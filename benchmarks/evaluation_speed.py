@@ -18,7 +18,7 @@ import numpy as np
 
 from gan.data import load_prepared
 from gan.features import load_evaluator
-from gan.metrics.registry import METRICS, FeatureView
+from gan.metrics.registry import METRICS
 from gan.runtime import resolve_device
 
 
@@ -43,10 +43,7 @@ def main() -> None:
     fake_images = np.resize(prepared.train_x, (args.samples, *prepared.train_x.shape[1:]))
     print(f"{args.samples} samples of {fake_images.shape[1:]} on {device}, reference {evaluator.ref_count} images")
     total = time.perf_counter()
-    features, logits = timed("domain features + logits", lambda: evaluator.embed(
-        fake_images, batch_size=args.batch_size, device=device))
-    view = FeatureView(evaluator.ref_features, features, evaluator.ref_mu, evaluator.ref_sigma, logits,
-                       evaluator.ref_labels, evaluator.num_classes)
+    view = timed("domain features + logits", lambda: evaluator.view(fake_images, args.batch_size, device))
     for name in (n for n, m in METRICS.items() if m.extractor == "domain" and not m.needs_conditional):
         timed(name, lambda: METRICS[name](view, 0))
     print(f"{'all domain metrics':<40} {time.perf_counter() - total:8.2f} s")

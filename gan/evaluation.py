@@ -22,7 +22,7 @@ from gan.data import load_prepared
 from gan.errors import UserError
 from gan.features import Evaluator, load_evaluator
 from gan.generation import draw_samples
-from gan.metrics.inception import InceptionFeatures, resolve_weights
+from gan.metrics.inception import NUM_CLASSES as INCEPTION_CLASSES, InceptionFeatures, resolve_weights
 from gan.metrics.registry import METRICS, FeatureView, applies, result_key, significant
 from gan.models import load_generator
 from gan.reference import load_reference
@@ -64,13 +64,9 @@ class Extractors:
         self._inception: InceptionFeatures | None = None
 
     def view(self, extractor: str, samples: np.ndarray, labels: np.ndarray | None) -> FeatureView:
-        ev, batch = self.evaluator, self.cfg.evaluate.batch_size
-        if extractor == "points":
-            return FeatureView(real=np.zeros((0, 2)), fake=samples, modes=ev.modes, mode_std=ev.mode_std)
-        if extractor == "domain":
-            fake, logits = ev.embed(samples, batch_size=batch, device=self.device)
-            return FeatureView(ev.ref_features, fake, ev.ref_mu, ev.ref_sigma, logits, ev.ref_labels, ev.num_classes,
-                               fake_labels=labels)
+        batch = self.cfg.evaluate.batch_size
+        if extractor in ("points", "domain"):
+            return self.evaluator.view(samples, batch, self.device, labels)
         if self._inception is None:
             self._inception = InceptionFeatures(resolve_weights(self.cfg.evaluate.inception_weights), self.device)
             if self._inception.sha256 != self.reference["weights_sha256"]:
@@ -79,7 +75,7 @@ class Extractors:
         fake, logits = self._inception.embed(samples, batch)
         ref = self.reference
         return FeatureView(ref["features"].double().numpy(), fake, ref["mu"].double().numpy(),
-                           ref["sigma"].double().numpy(), logits, None, 1008)
+                           ref["sigma"].double().numpy(), logits, None, INCEPTION_CLASSES)
 
 
 def evaluate(cfg: Config, paths: EvaluatePaths) -> dict[str, float]:

@@ -23,7 +23,7 @@ from gan.config import Config
 from gan.data import Prepared, load_prepared
 from gan.errors import UserError, one_line
 from gan.metrics.frechet import frechet_distance, gaussian_stats
-from gan.metrics.registry import significant
+from gan.metrics.registry import FeatureView, significant
 from gan.runtime import make_deterministic, resolve_device
 
 FIX = "run `dvc repro features`"
@@ -54,6 +54,20 @@ class Evaluator:
         if self.model is None:
             raise ValueError(f"a {self.kind} evaluator has no feature extractor")
         return embed(self.model, images, batch_size=batch_size, device=device)
+
+    def view(self, samples: np.ndarray, batch_size: int, device: torch.device | str = "cpu",
+             labels: np.ndarray | None = None) -> FeatureView:
+        """Generated samples, stored like the data (uint8 images or 2-D points), beside this evaluator's reals.
+
+        Points are compared with the mixture's modes as they are; images through the domain
+        features (and logits), with the test split's features, statistics and labels as reference.
+        `labels` are the classes a conditional G was asked for.
+        """
+        if self.kind == "points":
+            return FeatureView(np.zeros((0, 2)), samples, modes=self.modes, mode_std=self.mode_std)
+        features, logits = self.embed(samples, batch_size=batch_size, device=device)
+        return FeatureView(self.ref_features, features, self.ref_mu, self.ref_sigma, logits, self.ref_labels,
+                           self.num_classes, fake_labels=labels)
 
 
 def build_evaluator(cfg: Config, prepared_dir: Path, out_path: Path, metrics_path: Path) -> dict[str, Any]:
@@ -127,11 +141,12 @@ def load_evaluator(path: Path) -> Evaluator:
     """Read what build_evaluator saved; a missing, corrupt or foreign file is a UserError."""
     path = Path(path)
     state = checkpoint.load(path, "evaluator", FIX)
+    digest = file_sha256(path)
     try:
         if state["kind"] == "points":
             return Evaluator("points", str(state["data_sha256"]), 0,
                              modes=state["modes"].double().numpy(), mode_std=float(state["mode_std"]),
-                             sha256=file_sha256(path))
+                             sha256=digest)
         if state["kind"] not in KINDS:
             raise ValueError(f"unknown kind {state['kind']!r}")
         model = DomainClassifier(state["channels"], state["image_size"], state["num_classes"],
@@ -141,7 +156,7 @@ def load_evaluator(path: Path) -> Evaluator:
         return Evaluator(state["kind"], str(state["data_sha256"]), int(state["num_classes"]), model.eval(),
                          state["ref_mu"].double().numpy(), state["ref_sigma"].double().numpy(),
                          int(state["ref_count"]), state["ref_features"].double().numpy(),
-                         labels if len(labels) else None, state["test_accuracy"], sha256=file_sha256(path))
+                         labels if len(labels) else None, state["test_accuracy"], sha256=digest)
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
         raise UserError(f"{path}: not a valid evaluator ({type(exc).__name__}: "
                         f"{one_line(exc, 200)}); delete it and {FIX}") from None

@@ -13,7 +13,7 @@ from gan import sampling, tracking
 from gan.models import load_generator
 from gan.config import Config
 from gan.data import load_prepared
-from gan.images import to_uint8
+from gan.images import to_stored
 from gan.runtime import generator_for, make_deterministic, resolve_device
 
 
@@ -66,8 +66,7 @@ def draw_samples(generator: torch.nn.Module, saved: dict, count: int, seed: int,
     z = sampling.noise(count, saved["latent_dim"], generator_for(seed, "generate", device), device)
     y = sampling.balanced_labels(count, classes, device) if classes else None
     fake = sampling.sample(generator, z, batch_size, y)  # (N, C, H, W) in [-1, 1] or (N, 2)
-    samples = to_uint8(fake) if fake.dim() == 4 else fake.float().cpu().numpy()
-    return samples, (y.cpu().numpy() if y is not None else None)
+    return to_stored(fake), (y.cpu().numpy() if y is not None else None)
 
 
 def _grid(generator: torch.nn.Module, cfg: Config, latent_dim: int, classes: int, device: torch.device,

@@ -16,3 +16,8 @@ def to_uint8(tensor: torch.Tensor) -> np.ndarray:
     """float (N, C, H, W) in [-1, 1] -> uint8 (N, H, W, C), rounded as an image file would store it."""
     x = tensor.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
     return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def to_stored(samples: torch.Tensor) -> np.ndarray:
+    """G's output in the form the data is stored: images as uint8 (N, H, W, C), 2-D points as float32 (N, 2)."""
+    return to_uint8(samples) if samples.dim() == 4 else samples.detach().float().cpu().numpy()

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -26,8 +25,8 @@ from gan.config import Config, fingerprint
 from gan.data import load_prepared
 from gan.errors import UserError
 from gan.features import load_evaluator
-from gan.images import to_tensor, to_uint8
-from gan.metrics.registry import METRICS, FeatureView, result_key
+from gan.images import to_stored, to_tensor
+from gan.metrics.registry import METRICS, result_key
 from gan.reporting import Reporter, save_curves, tsv_row
 from gan.ema import EMA
 from gan.runtime import generator_for, make_deterministic, resolve_device
@@ -304,16 +303,11 @@ class TrainingScore:
                              + "".join(tsv_row(row) for row in state.eval_history))
 
     def _compute(self, state: State) -> dict[str, float]:
-        cfg, ev, device = self.cfg, self.evaluator, state.fixed_z.device
+        cfg, device = self.cfg, state.fixed_z.device
         z = sampling.noise(cfg.train.eval_samples, cfg.model.latent_dim, generator_for(cfg.seed, "train-eval", device),
                            device)
         y = self.labels(state, len(z))
-        fake = state.sample(z, y)
-        if ev.kind == "points":
-            view = FeatureView(np.zeros((0, 2)), fake.float().cpu().numpy(), modes=ev.modes, mode_std=ev.mode_std)
-        else:
-            features, _ = ev.embed(to_uint8(fake), batch_size=self.BATCH, device=device)
-            view = FeatureView(ev.ref_features, features, ev.ref_mu, ev.ref_sigma)
+        view = self.evaluator.view(to_stored(state.sample(z, y)), self.BATCH, device)
         return METRICS[self.name](view, cfg.seed)
 
     @staticmethod
