@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
 
+from gan.metrics import pairwise
 from gan.metrics.inception_score import inception_score
 from gan.metrics.kid import kernel_inception_distance, mmd2_unbiased
 from gan.metrics.prdc import density_coverage, precision_recall
@@ -152,6 +151,20 @@ def test_the_sample_itself_is_not_its_own_nearest_neighbour():
 def test_prdc_rejects_k_not_smaller_than_the_set():
     with pytest.raises(ValueError, match="1 <= k <"):
         precision_recall(np.zeros((3, 2)), np.ones((10, 2)), k=3)
+
+
+@pytest.mark.parametrize("block, blocks", [(1, 60), (100, 30), (1000, 3)])  # 1, 2 and 22 rows of 45 a block
+def test_walking_the_sets_in_row_blocks_gives_the_same_numbers(monkeypatch, block, blocks):
+    real, fake = gaussian_features(8, 60, 4), gaussian_features(9, 45, 4, shift=0.2)
+    whole = (mmd2_unbiased(real, fake), precision_recall(real, fake, k=3), density_coverage(real, fake, k=5),
+             kernel_inception_distance(real, fake, subsets=3, subset_size=20, seed=1))
+    monkeypatch.setattr(pairwise, "BLOCK_ELEMENTS", block)
+    assert len(list(pairwise.row_blocks(60, 45))) == blocks
+    blocked = (mmd2_unbiased(real, fake), precision_recall(real, fake, k=3), density_coverage(real, fake, k=5),
+               kernel_inception_distance(real, fake, subsets=3, subset_size=20, seed=1))
+    assert blocked[1:3] == whole[1:3]
+    assert blocked[0] == pytest.approx(whole[0], rel=1e-12)
+    assert blocked[3] == pytest.approx(whole[3], rel=1e-12)
 
 
 # ---------------------------------------------------------------------------- inception score

@@ -16,8 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-# Kernel blocks hold at most this many float64 values (128 MB), so that 10k x 10k never is whole.
-_BLOCK_ELEMENTS = 2**24
+from gan.metrics.pairwise import feature_pair, row_blocks
 
 
 def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, *, subsets: int = 100,
@@ -29,7 +28,7 @@ def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, *, subsets: in
     set (capped at min(N, M)). kid_std is the population std (ddof = 0), as in the paper's
     code and torch-fidelity. Deterministic given `seed`.
     """
-    real_t, fake_t = _as_feature_tensors(real, fake, "kernel_inception_distance")
+    real_t, fake_t = feature_pair(real, fake, "kernel_inception_distance")
     if subsets < 1:
         raise ValueError(f"kernel_inception_distance needs subsets >= 1, got {subsets}")
     size = min(subset_size, len(real_t), len(fake_t))
@@ -52,7 +51,7 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray, *, degree: int = 3, gamma: float
 
     The per-subset estimator of KID (the module docstring has the formula); gamma = 1 / D by default.
     """
-    x_t, y_t = _as_feature_tensors(x, y, "mmd2_unbiased")
+    x_t, y_t = feature_pair(x, y, "mmd2_unbiased")
     if len(x_t) < 2 or len(y_t) < 2:
         raise ValueError(f"mmd2_unbiased needs at least 2 samples in each set, got {len(x_t)} and {len(y_t)}")
     gamma = 1.0 / x_t.shape[1] if gamma is None else gamma
@@ -70,22 +69,13 @@ def _mmd2_unbiased(x: torch.Tensor, y: torch.Tensor, degree: int, gamma: float, 
 def _kernel_sum(a: torch.Tensor, b: torch.Tensor, degree: int, gamma: float, coef0: float,
                 skip_self: bool) -> float:
     """sum_{i, j} k(a_i, b_j), leaving out the i == j terms when a is b, one block of rows at a time."""
-    rows = max(1, _BLOCK_ELEMENTS // len(b))
     offset = torch.tensor(float(coef0), dtype=torch.float64)
     total = 0.0
-    for start in range(0, len(a), rows):
+    for rows in row_blocks(len(a), len(b)):
         # One fused addmm rather than mm, mul, add: elementwise passes cost as much as the product at D = 128.
-        block = torch.addmm(offset, a[start:start + rows], b.T, alpha=gamma).pow_(degree)  # (rows, n)
+        block = torch.addmm(offset, a[rows], b.T, alpha=gamma).pow_(degree)  # (rows, n)
         if skip_self:
-            block.diagonal(offset=start).zero_()  # entries (i, start + i) are k(a_i, a_i)
+            block.diagonal(offset=rows.start).zero_()  # entries (i, start + i) are k(a_i, a_i)
         total += float(block.sum())
     return total
 
-
-def _as_feature_tensors(x: np.ndarray, y: np.ndarray, caller: str) -> tuple[torch.Tensor, torch.Tensor]:
-    x_t = torch.as_tensor(np.asarray(x, dtype=np.float64))
-    y_t = torch.as_tensor(np.asarray(y, dtype=np.float64))
-    if x_t.ndim != 2 or y_t.ndim != 2 or x_t.shape[1] != y_t.shape[1]:
-        raise ValueError(f"{caller} needs two feature arrays (N, D) and (M, D), got {tuple(x_t.shape)} "
-                         f"and {tuple(y_t.shape)}")
-    return x_t, y_t

@@ -20,13 +20,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-# Distance blocks hold at most this many float64 values (128 MB).
-_BLOCK_ELEMENTS = 2**24
+from gan.metrics.pairwise import feature_pair, row_blocks
 
 
 def precision_recall(real: np.ndarray, fake: np.ndarray, *, k: int = 3) -> dict[str, float]:
     """Improved precision and recall (Kynkäänniemi et al. 2019) of (M, D) fake vs (N, D) real features."""
-    real_t, fake_t = _as_feature_tensors(real, fake, k, "precision_recall", fake_radii_needed=True)
+    real_t, fake_t = _knn_inputs(real, fake, k, "precision_recall", fake_radii_needed=True)
     real_radii = _knn_squared_radii(real_t, k)  # (N,)
     fake_radii = _knn_squared_radii(fake_t, k)  # (M,)
     fake_inside_real = torch.zeros(len(fake_t), dtype=torch.bool)
@@ -42,7 +41,7 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, *, k: int = 3) -> dict[
 
 def density_coverage(real: np.ndarray, fake: np.ndarray, *, k: int = 5) -> dict[str, float]:
     """Density and coverage (Naeem et al. 2020) of (M, D) fake vs (N, D) real features."""
-    real_t, fake_t = _as_feature_tensors(real, fake, k, "density_coverage", fake_radii_needed=False)
+    real_t, fake_t = _knn_inputs(real, fake, k, "density_coverage", fake_radii_needed=False)
     real_radii = _knn_squared_radii(real_t, k)  # (N,)
     balls_containing = 0  # sum over fake j of the number of real balls around j
     real_covered = torch.zeros(len(real_t), dtype=torch.bool)
@@ -71,21 +70,15 @@ def _knn_squared_radii(features: torch.Tensor, k: int) -> torch.Tensor:
 def _squared_distance_blocks(a: torch.Tensor, b: torch.Tensor):
     """Yield (row slice, ||a_i - b_j||^2 for the rows of a in that slice) blocks, (rows, len(b)) each."""
     a_norms, b_norms = (a * a).sum(dim=1), (b * b).sum(dim=1)  # (N,), (M,)
-    step = max(1, _BLOCK_ELEMENTS // len(b))
-    for start in range(0, len(a), step):
-        rows = slice(start, min(start + step, len(a)))
+    for rows in row_blocks(len(a), len(b)):
         # ||a||^2 + ||b||^2 - 2 a.b: one matrix product; rounding can make it slightly negative.
         distances = torch.addmm(b_norms[None, :], a[rows], b.T, alpha=-2.0)
         yield rows, distances.add_(a_norms[rows, None]).clamp_(min=0.0)
 
 
-def _as_feature_tensors(real: np.ndarray, fake: np.ndarray, k: int, caller: str,
+def _knn_inputs(real: np.ndarray, fake: np.ndarray, k: int, caller: str,
                         fake_radii_needed: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    real_t = torch.as_tensor(np.asarray(real, dtype=np.float64))
-    fake_t = torch.as_tensor(np.asarray(fake, dtype=np.float64))
-    if real_t.ndim != 2 or fake_t.ndim != 2 or real_t.shape[1] != fake_t.shape[1]:
-        raise ValueError(f"{caller} needs real (N, D) and fake (M, D) features, got {tuple(real_t.shape)} "
-                         f"and {tuple(fake_t.shape)}")
+    real_t, fake_t = feature_pair(real, fake, caller)
     smallest = min(len(real_t), len(fake_t)) if fake_radii_needed else len(real_t)
     if k < 1 or k >= smallest or len(fake_t) == 0:
         sets = "each set" if fake_radii_needed else "the real set"
