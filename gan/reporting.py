@@ -30,10 +30,7 @@ class Reporter:
         self.history = history
         self.pending: list[tuple[int, dict[str, torch.Tensor]]] = []
         self.seconds = 0.0
-        history_path.parent.mkdir(parents=True, exist_ok=True)
-        with history_path.open("w") as handle:
-            handle.write("step\t" + "\t".join(self.columns) + "\n")
-            handle.writelines(tsv_row(row) for row in history)
+        write_tsv(history_path, self.columns, history)
         self.bar = tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True,
                         mininterval=1.0, disable=total == 0)
         self._queue: queue.Queue[list[list[float]] | None] = queue.Queue()
@@ -77,15 +74,25 @@ class Reporter:
             if self._error is not None:
                 continue
             try:
-                with self.history_path.open("a") as handle:
-                    handle.writelines(tsv_row(row) for row in rows)
+                append_tsv(self.history_path, rows)
                 self.run.log_metrics([(int(r[0]), dict(zip(self.columns, r[1:]))) for r in rows])
             except BaseException as exc:  # surfaced on the training thread at the next flush
                 self._error = exc
 
 
-def tsv_row(row: list[float]) -> str:
-    """One history row, [step, values...], as a line of a tab-separated file."""
+def write_tsv(path: Path, columns: list[str] | tuple[str, ...], rows: list[list[float]]) -> None:
+    """A per-step file for `dvc plots`, rewritten whole: the header `step<TAB>columns...`, then `rows`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\t".join(["step", *columns]) + "\n" + "".join(_tsv_row(row) for row in rows))
+
+
+def append_tsv(path: Path, rows: list[list[float]]) -> None:
+    """Add rows of [step, values...] to a file that write_tsv started."""
+    with path.open("a") as handle:
+        handle.writelines(_tsv_row(row) for row in rows)
+
+
+def _tsv_row(row: list[float]) -> str:
     return f"{int(row[0])}\t" + "\t".join(f"{v:.6g}" for v in row[1:]) + "\n"
 
 

@@ -27,7 +27,7 @@ from gan.errors import UserError
 from gan.features import load_evaluator
 from gan.images import to_stored, to_tensor
 from gan.metrics.registry import METRICS, result_key
-from gan.reporting import Reporter, save_curves, tsv_row
+from gan.reporting import Reporter, append_tsv, save_curves, write_tsv
 from gan.ema import EMA
 from gan.runtime import generator_for, make_deterministic, resolve_device
 from gan.updates import Plan, cuda_fast_path, make_plan, train_step
@@ -298,9 +298,7 @@ class TrainingScore:
         self.key = lambda k: result_key(self.name, k, cfg.train.eval_samples)
         self.cfg, self.path, self.run = cfg, paths.eval_history, run
         self.columns = [self.key(k) for k in self.KEYS[self.name]]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text("\t".join(["step", *self.columns]) + "\n"
-                             + "".join(tsv_row(row) for row in state.eval_history))
+        write_tsv(self.path, self.columns, state.eval_history)
 
     def _compute(self, state: State) -> dict[str, float]:
         cfg, device = self.cfg, state.fixed_z.device
@@ -321,8 +319,7 @@ class TrainingScore:
         scores = {self.key(k): v for k, v in self._compute(state).items()}
         row = [float(state.step), *(scores[c] for c in self.columns)]
         state.eval_history.append(row)
-        with self.path.open("a") as handle:
-            handle.write(tsv_row(row))
+        append_tsv(self.path, [row])
         self.run.log_metrics([(state.step, {f"train_eval/{k}": v for k, v in scores.items()})])
 
 
