@@ -23,7 +23,7 @@ set per batch from the global RNG, not per-sample parameters from a given genera
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
@@ -171,13 +171,3 @@ class DiffAugment:
         if not self.policy:
             return x
         return self.apply(x, self.sample(x))
-
-    def state_dict(self) -> dict[str, Any]:
-        """The policy and the generator's state: what an exact resume needs."""
-        return {"policy": ",".join(self.policy), "rng": self.rng.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if parse_policy(state["policy"]) != self.policy:
-            raise ValueError(f"checkpoint was written with DiffAugment policy {state['policy']!r}, "
-                             f"this run uses {','.join(self.policy)!r}")
-        self.rng.set_state(state["rng"])

@@ -13,6 +13,7 @@ import torch
 
 from conftest import stage_command, write_params
 from gan import checkpoint
+from gan.augment import DiffAugment
 from gan.config import parse_params
 from gan.data import prepare
 from gan.losses import LOSSES
@@ -146,6 +147,34 @@ def test_a_corrupt_checkpoint_is_a_clear_error_and_is_left_in_place(tmp_path):
     assert result.returncode == 2
     assert "cannot read the training checkpoint" in result.stderr and str(ckpt.name) in result.stderr
     assert ckpt.read_bytes() == b"not a checkpoint"
+
+
+def test_a_checkpointed_state_continues_exactly_with_augmentation_ema_and_penalties(tmp_path):
+    """The in-process half of exact resume: every RNG and average the step draws on is in the checkpoint."""
+    overrides = {"train": {"loss": "wasserstein", "augment": ["color", "translation", "cutout"],
+                           "ema_half_life_images": 100.0, "r1_weight": 1.0, "r1_interval": 2}}
+
+    def start():  # fresh networks, optimisers and RNGs, as a restarted process builds them
+        cfg, state, _, batches = small_state(overrides, (28, 28, 1))
+        return state, make_plan(cfg, 0, DiffAugment(cfg.train.augment, state.augment_rng), torch.device("cpu")), batches
+
+    def run(setup, steps):
+        return [train_step(*setup) for _ in range(steps)]
+
+    straight = start()
+    run(straight, 3)
+    checkpoint.save_atomic(straight[0].to_dict({"test": True}), tmp_path / "last.pt")
+    expected = run(straight, 3)
+    resumed = start()
+    resumed[0].load_dict(checkpoint.load(tmp_path / "last.pt", "checkpoint", ""))
+    got = run(resumed, 3)
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(expected, got) for k in a)
+    for name in ("generator", "discriminator"):
+        a, b = getattr(straight[0], name).state_dict(), getattr(resumed[0], name).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    a, b = straight[0].ema.model.state_dict(), resumed[0].ema.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed[0].step == 6
 
 
 ARCH_DATA = {"mlp": ({"data": {"name": "grid25"}}, (2,)), "dcgan": ({}, (28, 28, 1)),
