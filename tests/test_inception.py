@@ -15,10 +15,11 @@ import torch
 from torchvision.models.inception import InceptionA, InceptionC, InceptionE
 
 from gan.errors import UserError
+from gan.checkpoint import file_sha256
 from gan.images import to_tensor
 from gan.metrics.frechet import frechet_distance, gaussian_stats
 from gan.metrics.inception import (WEIGHTS_FILE, WEIGHTS_KEY, WEIGHTS_URL, FIDInceptionV3, InceptionFeatures,
-                                   InceptionWeightsMissing, file_sha256, hub_weights_path, load_network,
+                                   InceptionWeightsMissing, hub_weights_path, load_network,
                                    resolve_weights, weights_id)
 
 IMAGES_PER_SET = 40  # every image is resized to 299 px: ~50-80 ms per network on 2 idle CPU cores

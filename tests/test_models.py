@@ -205,8 +205,7 @@ def test_a_generator_file_from_before_conditioning_loads_as_unconditional(tmp_pa
     shape = (32, 32, 3)
     generator, _ = models.build("dcgan", shape, LATENT, WIDTH)
     path = tmp_path / "g.pt"
-    models.save_generator(generator, SimpleNamespace(model=SimpleNamespace(arch="dcgan", latent_dim=LATENT,
-                                                                           width=WIDTH)), data_meta(shape), 1, path)
+    models.save_generator(generator, fake_cfg("dcgan", False), data_meta(shape), 1, path)
     old = torch.load(path, weights_only=True)
     del old["num_classes"]
     torch.save(old, path)

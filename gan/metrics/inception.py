@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torchvision.models.inception import (BasicConv2d, Inception3, InceptionA, InceptionAux, InceptionB,
                                           InceptionC, InceptionD, InceptionE)
 
-from gan.checkpoint import file_sha256  # noqa: F401 (part of this module's API)
+from gan.checkpoint import file_sha256
 from gan.errors import UserError, one_line
 from gan.images import to_tensor
 
