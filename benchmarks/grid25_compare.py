@@ -20,7 +20,8 @@ import torch
 
 from gan.config import parse_params
 from gan.data import DATASETS
-from gan.metrics.registry import METRICS, FeatureView
+from gan.metrics.modes import mode_scores
+from gan.metrics.registry import FeatureView
 from gan.runtime import generator_for
 from gan.training import Batches, build_state
 from gan.updates import make_plan, train_step
@@ -57,7 +58,7 @@ def run(params: dict) -> dict[str, float]:
     z = torch.randn(5000, cfg.model.latent_dim, generator=generator_for(cfg.seed, "generate"))
     fake = state.sample(z).numpy()
     view = FeatureView(np.zeros((0, 2)), fake, modes=modes, mode_std=std)
-    return METRICS["modes"](view, cfg.seed)
+    return mode_scores(view, cfg.seed)
 
 
 def main() -> None:

@@ -7,8 +7,23 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from gan import provenance
 from gan.config import Config, load_params
 from gan.errors import UserError
+
+
+def check_checkout(script: str | Path) -> None:
+    """The stage script and the gan/ package it imported must come from the same checkout.
+
+    DVC hashes the checkout a stage runs in (for a queued experiment, a copy under
+    .dvc/tmp/exps/); running another checkout's code through an editable install would record
+    results under hashes of code that did not produce them.
+    """
+    checkout = Path(script).resolve().parents[1]
+    if checkout != provenance.ROOT:
+        raise UserError(f"{script} belongs to the checkout {checkout}, but imported gan/ from {provenance.ROOT}; "
+                        f"run the stage script as `python stages/<stage>.py` so that it puts its own checkout "
+                        f"first on sys.path")
 
 
 def run_stage(name: str, paths: dict[str, str], body: Callable[[Config, argparse.Namespace], Any]) -> None:
@@ -23,6 +38,7 @@ def run_stage(name: str, paths: dict[str, str], body: Callable[[Config, argparse
         parser.add_argument(f"--{option.replace('_', '-')}", dest=option, type=Path, default=Path(default))
     args = parser.parse_args()
     try:
+        check_checkout(sys.argv[0])
         cfg = load_params(args.params)
         body(cfg, args)
     except UserError as exc:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, Callable
 
 import yaml
 
+from gan import catalog
 from gan.errors import UserError, one_line
 
 
@@ -24,8 +24,8 @@ def _param(default: Any, check: Callable[[Any], bool] | None = None, rule: str =
            choices: str | tuple[str, ...] | None = None, doc: str = "") -> Any:
     """A dataclass field with its validation rule.
 
-    ``choices`` is a tuple of names, or "module:ATTR" naming a registry whose keys are the
-    allowed names, so that adding a registry entry needs no edit here.
+    ``choices`` is the allowed names, from gan.catalog: the light registry of names, so that
+    validating params never imports the code behind them.
     """
     meta = {"check": check, "rule": rule, "choices": choices, "doc": doc}
     if isinstance(default, (list, dict)):
@@ -47,7 +47,7 @@ def _betas(x: tuple[float, ...]) -> bool:
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: str = _param("mnist5k", choices="gan.data:DATASETS", doc="which dataset prepare builds")
+    name: str = _param("mnist5k", choices=tuple(catalog.DATASET_KINDS), doc="which dataset prepare builds")
     root: str = _param("data/raw", doc="where torchvision datasets and image folders live")
     image_size: int = _param(28, _positive, "> 0", doc="side of the square images, in pixels")
     test_fraction: float = _param(0.2, lambda x: 0.0 < x < 1.0, "in (0, 1)",
@@ -58,7 +58,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = _param("dcgan", choices="gan.models:ARCHITECTURES")
+    arch: str = _param("dcgan", choices=tuple(catalog.ARCHITECTURES))
     latent_dim: int = _param(64, _positive, "> 0")
     width: int = _param(64, _positive, "> 0", doc="base channels (DCGAN, ResNet) or hidden units (MLP)")
     conditional: bool = _param(False, doc="class-conditional G (conditional BN / embedding) and projection D")
@@ -69,7 +69,7 @@ class ModelConfig:
 class TrainConfig:
     steps: int = _param(4000, _non_negative, ">= 0", doc="generator updates; 0 keeps the untrained G")
     batch_size: int = _param(64, _positive, "> 0")
-    loss: str = _param("nonsaturating", choices="gan.losses:LOSSES")
+    loss: str = _param("nonsaturating", choices=catalog.LOSSES)
     lr_g: float = _param(2e-4, _positive, "> 0")
     lr_d: float = _param(2e-4, _positive, "> 0")
     betas_g: tuple[float, float] = _param((0.5, 0.999), _betas, "two numbers in [0, 1)")
@@ -79,7 +79,8 @@ class TrainConfig:
     r1_weight: float = _param(0.0, _non_negative, ">= 0", doc="γ of the R1 penalty on reals; 0: off")
     r1_interval: int = _param(16, _positive, "> 0", doc="lazy R1: apply every N steps, scaled by N")
     ema_half_life_images: float = _param(0.0, _non_negative, ">= 0", doc="EMA of G by half-life in images; 0: off")
-    augment: tuple[str, ...] = _param((), choices="gan.augment:POLICIES",
+    augment: tuple[str, ...] = _param((), lambda x: len(set(x)) == len(x), "a list without repeats",
+                                      choices=catalog.AUGMENT_POLICIES,
                                       doc="DiffAugment policy, e.g. [color, translation, cutout]; []: off")
     pack: int = _param(1, _positive, "> 0", doc="PacGAN: D judges this many samples at once")
     mixed_precision: bool = _param(True, doc="bf16 autocast and channels_last on CUDA; the CPU stays exact fp32")
@@ -117,7 +118,7 @@ class EvaluateConfig:
     num_samples: int = _param(5000, lambda x: x >= 2, ">= 2", doc="generated samples each score uses")
     batch_size: int = _param(500, _positive, "> 0")
     metrics: tuple[str, ...] = _param(DEFAULT_METRICS, lambda x: len(x) > 0 and len(set(x)) == len(x),
-                                      "a non-empty list without repeats", choices="gan.metrics.registry:METRICS")
+                                      "a non-empty list without repeats", choices=catalog.METRICS)
     repeats: int = _param(1, _positive, "> 0", doc="rerun the sampling with new seeds; report mean and std")
     inception_weights: str = _param("", doc="pt_inception-2015-12-05-6726825d.pth; empty: the torch hub cache")
 
@@ -159,11 +160,6 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def registry_names(spec: str) -> tuple[str, ...]:
-    module, attr = spec.split(":")
-    return tuple(getattr(importlib.import_module(module), attr))
-
-
 class _Reader:
     """Builds a dataclass from a mapping, raising UserError with the key path on any mistake."""
 
@@ -202,7 +198,7 @@ class _Reader:
         value = self.coerce(kind, raw, where)
         choices = f.metadata.get("choices")
         if choices is not None:
-            allowed = registry_names(choices) if isinstance(choices, str) else choices
+            allowed = choices
             for i, item in enumerate(value if isinstance(value, tuple) else (value,)):
                 if item not in allowed:
                     at = f"{where}[{i}]" if isinstance(value, tuple) else where
@@ -239,27 +235,22 @@ class _Reader:
 
 def _cross_check(cfg: Config, fail: Callable[[str], typing.NoReturn]) -> None:
     """Rules that tie two keys together, checked before any stage does work."""
-    from gan.data import DATASETS
-    from gan.models import ARCHITECTURES
-
-    kind = DATASETS[cfg.data.name].kind
-    arch = ARCHITECTURES[cfg.model.arch]
+    kind = catalog.DATASET_KINDS[cfg.data.name]
+    arch = catalog.ARCHITECTURES[cfg.model.arch]
     if kind not in arch.data_kinds:
         fail(f"model.arch={cfg.model.arch} needs {' or '.join(arch.data_kinds)} data, but "
              f"data.name={cfg.data.name} gives {kind}; use model.arch="
-             f"{next(n for n, a in ARCHITECTURES.items() if kind in a.data_kinds)}")
+             f"{next(n for n, a in catalog.ARCHITECTURES.items() if kind in a.data_kinds)}")
     if kind == "images" and arch.image_sizes and cfg.data.image_size not in arch.image_sizes:
         sizes = ", ".join(map(str, arch.image_sizes))
         fail(f"data.image_size must be one of {sizes} for model.arch={cfg.model.arch}, "
              f"got {cfg.data.image_size}")
     t = cfg.train
+    if t.loss in catalog.GRADIENT_PENALTY_LOSSES and arch.d_batch_norm and not cfg.model.spectral_norm:
+        fail(f"train.loss={t.loss} adds a per-sample gradient penalty, which batch norm in the D of "
+             f"model.arch={cfg.model.arch} makes wrong (it mixes the samples of a batch); set "
+             f"model.spectral_norm: true (a D without batch norm) or another train.loss (e.g. hinge)")
     if t.augment:
-        from gan.augment import parse_policy
-
-        try:
-            parse_policy(t.augment)
-        except ValueError as exc:
-            fail(f"train.augment: {exc}")
         if kind != "images":
             fail(f"train.augment={list(t.augment)} works on images, but data.name={cfg.data.name} gives {kind}; "
                  f"set train.augment: []")

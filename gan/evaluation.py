@@ -9,6 +9,7 @@ is redone with seeds seed..seed+R-1 and each number is the mean, with `<key>_rep
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,10 @@ import torch
 from gan import tracking
 from gan.config import Config
 from gan.data import load_prepared
-from gan.errors import UserError
+from gan.errors import UserError, one_line
 from gan.features import Evaluator, load_evaluator
 from gan.generation import draw_samples
+from gan.metrics import families
 from gan.metrics.inception import NUM_CLASSES as INCEPTION_CLASSES, InceptionFeatures, resolve_weights
 from gan.metrics.registry import METRICS, FeatureView, applies, result_key, significant
 from gan.models import load_generator
@@ -41,19 +43,36 @@ class EvaluatePaths:
     details: Path  # reports/evaluate: protocol.json, per_class.json
 
 
-def load_samples(path: Path, count: int) -> tuple[np.ndarray, np.ndarray | None]:
+def load_samples(path: Path, count: int, meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+    """generate's first `count` samples; a damaged file, or one unlike the data of meta.json, is one line."""
+    fix = "run `dvc repro -f generate`"
     if not path.is_file():
         raise UserError(f"{path}: no generated samples; run `dvc repro generate` first")
     try:
         with np.load(path) as saved:
             samples = saved["x"]
-            labels = saved["y"] if "y" in saved else None
-    except (OSError, ValueError, KeyError) as exc:
-        raise UserError(f"{path}: unreadable samples ({exc}); rerun `dvc repro -f generate`") from None
+            labels = saved["y"] if "y" in saved.files else None
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+        # ValueError: not numpy data at all; TypeError: an .npy where the .npz belongs
+        raise UserError(f"{path}: unreadable samples ({type(exc).__name__}: {one_line(exc, 200)}); {fix}") from None
+    _check_samples(path, samples, labels, meta, fix)
     if len(samples) < count:
         raise UserError(f"{path} holds {len(samples)} samples but evaluate.num_samples is {count}; "
                         f"raise generate.num_samples or lower evaluate.num_samples")
     return samples[:count], (labels[:count] if labels is not None else None)
+
+
+def _check_samples(path: Path, samples: np.ndarray, labels: np.ndarray | None, meta: dict[str, Any],
+                   fix: str) -> None:
+    """Samples must be stored like the prepared data, or the metrics would compare unlike things."""
+    dtype = np.dtype(np.uint8 if meta["kind"] == "images" else np.float32)
+    shape = tuple(meta["shape"])
+    if samples.dtype != dtype or samples.shape[1:] != shape:
+        raise UserError(f"{path}: samples are {samples.dtype} {samples.shape[1:]} per sample but the prepared "
+                        f"{meta['kind']} are {dtype} {shape}; {fix}")
+    if labels is not None and (labels.dtype.kind not in "iu" or labels.shape != samples.shape[:1]):
+        raise UserError(f"{path}: labels 'y' are {labels.dtype} {labels.shape}, expected integers "
+                        f"{samples.shape[:1]}; {fix}")
 
 
 class Extractors:
@@ -126,7 +145,9 @@ def _samples(cfg: Config, paths: EvaluatePaths, generator: tuple[torch.nn.Module
              device: torch.device) -> tuple[np.ndarray, np.ndarray | None]:
     """Repeat 0 scores generate's samples; repeat r draws anew from G with seed + r."""
     if repeat == 0:
-        return load_samples(paths.samples, cfg.evaluate.num_samples)
+        # meta.json as evaluate() read and checked it moments ago; reading it again keeps this signature
+        meta = json.loads((paths.prepared / "meta.json").read_text())
+        return load_samples(paths.samples, cfg.evaluate.num_samples, meta)
     make_deterministic(cfg.seed + repeat, device)
     return draw_samples(*generator, cfg.evaluate.num_samples, cfg.seed + repeat, cfg.evaluate.batch_size,
                         device)
@@ -141,7 +162,7 @@ def _score(cfg: Config, names: list[str], extractors: Extractors, drawn: tuple[n
         metric = METRICS[name]
         if metric.extractor not in views:
             views[metric.extractor] = extractors.view(metric.extractor, samples, labels)
-        for key, value in metric(views[metric.extractor], cfg.seed + repeat).items():
+        for key, value in families.compute(name, views[metric.extractor], cfg.seed + repeat).items():
             out[result_key(name, key, len(samples))] = float(value)
     return out
 

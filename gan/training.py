@@ -19,16 +19,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from gan import checkpoint, models, sampling, tracking
+from gan import checkpoint, models, provenance, sampling, tracking
 from gan.augment import DiffAugment
 from gan.config import Config, fingerprint
 from gan.data import load_prepared
-from gan.errors import UserError
+from gan.divergence import TrainingDiverged, diverged, first_non_finite, non_finite_tensors
+from gan.ema import EMA
+from gan.errors import UserError, one_line
 from gan.features import load_evaluator
 from gan.images import to_stored, to_tensor
-from gan.metrics.registry import METRICS, result_key
+from gan.metrics.frechet import fid
+from gan.metrics.modes import mode_scores
+from gan.metrics.registry import result_key
 from gan.reporting import Reporter, append_tsv, save_curves, write_tsv
-from gan.ema import EMA
 from gan.runtime import generator_for, make_deterministic, resolve_device
 from gan.updates import Plan, cuda_fast_path, make_plan, train_step
 
@@ -179,9 +182,14 @@ class Batches:
 
 
 def run_fingerprint(cfg: Config, data_sha256: str) -> dict[str, Any]:
-    """What makes two runs the same run: a checkpoint resumes only under an equal fingerprint."""
+    """What makes two runs the same run: a checkpoint resumes only under an equal fingerprint.
+
+    That is the params train reads, the data, and the code: the digest of every gan/ file that
+    training imports, so that after any edit of that code (a bug fix in a loss, a model, the loop)
+    the run starts from step 0 instead of republishing what the old code trained.
+    """
     return {**fingerprint(cfg, ("model", "train")), "grid_rows": cfg.generate.grid_rows,
-            "data_sha256": data_sha256}
+            "data_sha256": data_sha256, "code_sha256": provenance.code_digest(__name__)}
 
 
 def checkpoint_path(paths: TrainPaths, run_fp: dict[str, Any]) -> Path:
@@ -214,7 +222,8 @@ def train(cfg: Config, paths: TrainPaths) -> dict[str, Any]:
         shutil.rmtree(paths.samples, ignore_errors=True)
     print(f"train: {cfg.model.arch} on {meta['name']} ({len(prepared.train_x)} samples), device {device}, "
           + (f"resuming at step {state.step}" if resumed else "from scratch") + f", {cfg.train.steps} steps")
-    run = tracking.start_run(f"{cfg.data.name}-{cfg.model.arch}", {"data.sha256": meta["sha256"]}, state.run_id)
+    run = tracking.start_run(f"{cfg.data.name}-{cfg.model.arch}",
+                             {"data.sha256": meta["sha256"], "code.sha256": run_fp["code_sha256"]}, state.run_id)
     state.run_id = run.run_id
     run.log_params(cfg.flat())
     run.write_link(paths.run_link)
@@ -226,7 +235,8 @@ def train(cfg: Config, paths: TrainPaths) -> dict[str, Any]:
         summary = _loop(state, cfg, plan, paths, ckpt, run_fp, batches, run)
         models.save_generator(state.sampler, cfg, meta, state.step, paths.generator)
         _log_model(state, cfg, run)
-    except BaseException:
+    except BaseException as exc:
+        run.set_tags({"failure.reason": one_line(exc, 500) or type(exc).__name__})
         run.finish(ok=False)
         raise
     run.finish()
@@ -249,23 +259,33 @@ def _loop(state: State, cfg: Config, plan: Plan, paths: TrainPaths, ckpt: Path, 
     t = cfg.train
     reporter = Reporter(paths.history, run, state.history, total=t.steps, start=state.step)
     scorer = TrainingScore(cfg, paths, state, run) if t.eval_every else None
+    if scorer is None:
+        write_tsv(paths.eval_history, [], [])  # a DVC plots output even when no score is taken
     if state.step == 0 and not state.history:
         _sample_grid(state, cfg, paths, batches, run)
         if scorer:
             scorer(state)
     started = time.perf_counter()
     first = state.step
-    while state.step < t.steps:
-        reporter.add(state.step + 1, train_step(state, plan, batches))
-        if state.step % t.log_every == 0 or state.step == t.steps:
-            reporter.flush()
-        if state.step % t.sample_every == 0 or state.step == t.steps:
-            _sample_grid(state, cfg, paths, batches, run)
-        if scorer and (state.step % t.eval_every == 0 or state.step == t.steps):
-            scorer(state)
-        if state.step % t.checkpoint_every == 0 or state.step == t.steps:
-            reporter.flush()
-            checkpoint.save_atomic(state.to_dict(run_fp), ckpt)
+    guard = Guard(state, cfg, ckpt, saved_step=first if first else None)
+    try:
+        while state.step < t.steps:
+            reporter.add(state.step + 1, train_step(state, plan, batches))
+            step, last = state.step, state.step == t.steps
+            sample, checkpoint_due = step % t.sample_every == 0 or last, step % t.checkpoint_every == 0 or last
+            score = scorer is not None and (step % t.eval_every == 0 or last)
+            if step % t.log_every == 0 or sample or score or checkpoint_due:
+                guard.flush(reporter, weights=sample or score or checkpoint_due)
+            if sample:
+                _sample_grid(state, cfg, paths, batches, run)
+            if score:
+                scorer(state)
+            if checkpoint_due:
+                checkpoint.save_atomic(state.to_dict(run_fp), ckpt)
+                guard.saved_step = step
+    except TrainingDiverged:
+        reporter.close()  # the curves up to the divergence stay in history.tsv and MLflow
+        raise
     reporter.close()
     elapsed = time.perf_counter() - started
     save_curves(state.history, state.eval_history, scorer.columns if scorer else [], paths.curves)
@@ -281,6 +301,46 @@ def _loop(state: State, cfg: Config, plan: Plan, paths: TrainPaths, ckpt: Path, 
     return summary
 
 
+class Guard:
+    """Stops the run at the first NaN or Inf, before anything non-finite is saved or logged as a model.
+
+    `flush` hands the losses to the Reporter, which copies them to the host anyway; they are checked
+    there, so the step itself gains no sync. The EMA weights are checked at every flush; all the
+    weights and optimiser moments before every picture, score and checkpoint.
+    """
+
+    def __init__(self, state: State, cfg: Config, ckpt: Path, saved_step: int | None):
+        self.state, self.cfg, self.ckpt, self.saved_step = state, cfg, ckpt, saved_step
+
+    def flush(self, reporter: Reporter, weights: bool) -> None:
+        history = self.state.history
+        start = len(history)
+        reporter.flush()
+        bad_loss = first_non_finite(history[start:], Reporter.columns)
+        if bad_loss:
+            step, names = bad_loss
+            raise self._error(f"at step {step} {', '.join(names)} (checked at step {self.state.step})")
+        bad = non_finite_tensors(self._tensors(everything=weights))
+        if bad:
+            shown = ", ".join(bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
+            raise self._error(f"by step {self.state.step} the weights {shown} were not finite")
+
+    def _tensors(self, everything: bool) -> list[tuple[str, Any]]:
+        state = self.state
+        named = [(f"ema.{n}", p) for n, p in state.ema.model.state_dict().items()] if state.ema else []
+        if everything:
+            named += [(f"generator.{n}", p) for n, p in state.generator.state_dict().items()]
+            named += [(f"discriminator.{n}", p) for n, p in state.discriminator.state_dict().items()]
+            for label, opt in (("opt_g", state.opt_g), ("opt_d", state.opt_d)):
+                named += [(f"{label}.{i}.{k}", v) for i, s in opt.state_dict()["state"].items() for k, v in s.items()]
+        return named
+
+    def _error(self, what: str) -> TrainingDiverged:
+        kept = (f"the last good checkpoint (step {self.saved_step}) stays in {self.ckpt}" if self.saved_step
+                else "no checkpoint of this run had been written")
+        return diverged(what, kept, self.cfg)
+
+
 class TrainingScore:
     """A cheap FID-style score (or mode coverage, for 2-D data) of G every train.eval_every steps.
 
@@ -290,14 +350,17 @@ class TrainingScore:
     """
 
     BATCH = 500  # memory only: G and the classifier run in eval mode, so results do not depend on it
-    KEYS = {"fid_domain": ("fid",), "modes": ("modes_captured", "high_quality_pct", "reverse_kl")}
+    # the registry metric, its computation (imported from its own module, not through every metric) and keys
+    SCORES = {"fid_domain": (fid, ("fid",)),
+              "modes": (mode_scores, ("modes_captured", "high_quality_pct", "reverse_kl"))}
 
     def __init__(self, cfg: Config, paths: TrainPaths, state: State, run: tracking.TrackedRun):
         self.evaluator = load_evaluator(paths.evaluator)
         self.name = "modes" if self.evaluator.kind == "points" else "fid_domain"
         self.key = lambda k: result_key(self.name, k, cfg.train.eval_samples)
         self.cfg, self.path, self.run = cfg, paths.eval_history, run
-        self.columns = [self.key(k) for k in self.KEYS[self.name]]
+        self.compute, keys = self.SCORES[self.name]
+        self.columns = [self.key(k) for k in keys]
         write_tsv(self.path, self.columns, state.eval_history)
 
     def _compute(self, state: State) -> dict[str, float]:
@@ -306,7 +369,7 @@ class TrainingScore:
                            device)
         y = self.labels(state, len(z))
         view = self.evaluator.view(to_stored(state.sample(z, y)), self.BATCH, device)
-        return METRICS[self.name](view, cfg.seed)
+        return self.compute(view, cfg.seed)
 
     @staticmethod
     def labels(state: State, count: int) -> torch.Tensor | None:

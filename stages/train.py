@@ -1,7 +1,12 @@
 """DVC stage `train`: G against D, checkpointed and resumable, tracked in MLflow."""
 
-from gan.cli import run_stage
-from gan.training import TrainPaths, train
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run this checkout's gan/, not an installed one
+
+from gan.cli import run_stage  # noqa: E402
+from gan.training import TrainPaths, train  # noqa: E402
 
 if __name__ == "__main__":
     run_stage("train", {"prepared": "data/prepared", "generator": "models/generator.pt",

@@ -101,3 +101,47 @@ def test_augment_policy_is_a_list_of_known_transformations_for_images_only():
     assert "train.batch_size (64) must be a multiple of train.pack (3)" in error_of({"train": {"pack": 3}})
     assert "does not combine with model.conditional" in error_of({"train": {"pack": 2},
                                                                  "model": {"conditional": True}})
+    assert "train.augment must be a list without repeats" in error_of({"train": {"augment": ["color", "color"]}})
+
+
+def test_a_gradient_penalty_with_a_batch_norm_discriminator_names_both_keys():
+    message = error_of({"train": {"loss": "wasserstein"}})
+    assert "train.loss=wasserstein" in message and "model.arch=dcgan" in message
+    assert "model.spectral_norm: true" in message
+    parse_params({"train": {"loss": "wasserstein"}, "model": {"spectral_norm": True}})  # D without batch norm
+    parse_params({"train": {"loss": "wasserstein"}, "model": {"arch": "resnet"}, "data": {"image_size": 32}})
+    parse_params({"train": {"loss": "hinge"}})
+
+
+def test_the_catalog_of_names_matches_every_registry_behind_it():
+    """params validation reads gan.catalog only; each heavy registry must have exactly its names."""
+    from gan import augment, catalog, data, losses, models
+    from gan.metrics import families, registry
+
+    assert {n: s.kind for n, s in data.DATASETS.items()} == catalog.DATASET_KINDS
+    assert {n: a.spec for n, a in models.ARCHITECTURES.items()} == catalog.ARCHITECTURES
+    assert set(losses.LOSSES) == set(catalog.LOSSES)
+    assert {n for n, loss in losses.LOSSES.items() if loss.uses_gradient_penalty} == set(catalog.GRADIENT_PENALTY_LOSSES)
+    assert tuple(augment.TRANSFORMATIONS) == catalog.AUGMENT_POLICIES
+    assert set(registry.METRICS) == set(catalog.METRICS) == set(families.COMPUTE)
+
+
+def test_the_dcgan_discriminator_has_batch_norm_exactly_when_the_catalog_says():
+    import torch.nn as nn
+
+    from gan import catalog, models
+
+    for arch, shape in (("dcgan", (28, 28, 1)), ("resnet", (32, 32, 3)), ("mlp", (2,))):
+        for spectral in (False, True):
+            _, discriminator = models.build(arch, shape, 8, 8, spectral_norm=spectral)
+            has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules())
+            assert has_bn == (catalog.ARCHITECTURES[arch].d_batch_norm and not spectral), (arch, spectral)
+
+
+def test_validating_params_imports_no_stage_code():
+    """So that dvc.yaml can give each stage only its own code as deps."""
+    probe = ("import sys; from gan.config import load_params; load_params('params.yaml'); "
+             "print(' '.join(sorted(m for m in sys.modules if m == 'gan' or m.startswith('gan.'))))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["gan", "gan.catalog", "gan.config", "gan.errors"]

@@ -1,8 +1,7 @@
-"""dvc.yaml is complete: each stage depends on every gan/ module it imports, and on params.yaml keys that exist."""
+"""dvc.yaml is exact: each stage depends on the gan/ code it imports, no more and no less, and on params keys that exist."""
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
@@ -10,64 +9,54 @@ import pytest
 import yaml
 
 from gan.config import Config, flatten, load_params
+from gan.provenance import imported_files
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 
 
-def _module_file(name: str) -> Path | None:
-    base = ROOT / Path(*name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _gan_imports(path: Path) -> set[str]:
-    """gan modules `path` imports anywhere; in gan/config.py also registries named as strings."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.split(".")[0] == "gan"}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "gan":
-            found.add(node.module)
-            found |= {f"{node.module}.{a.name}" for a in node.names if _module_file(f"{node.module}.{a.name}")}
-        elif path.name == "config.py" and isinstance(node, ast.Constant) and isinstance(node.value, str):
-            # registries named as "gan.module:ATTR" strings (gan/config.py) are imports too
-            match = re.fullmatch(r"(gan(?:\.\w+)+):\w+", node.value)
-            if match:
-                found.add(match.group(1))
-    return found
-
-
-def _closure(script: Path) -> set[Path]:
-    """Every gan/ source file a stage script imports, directly or through other gan modules."""
-    todo, seen = [script], set()
-    while todo:
-        for name in _gan_imports(todo.pop()):
-            parts = name.split(".")
-            for i in range(1, len(parts) + 1):  # importing gan.a.b runs gan/__init__ and gan/a/__init__
-                file = _module_file(".".join(parts[:i]))
-                if file and file not in seen:
-                    seen.add(file)
-                    todo.append(file)
-    return seen
+def _listed_code(stage: str) -> set[str]:
+    """The gan/ source files a stage's deps name; a folder stands for every .py file in it."""
+    listed = set()
+    for dep in DVC["stages"][stage]["deps"]:
+        dep = dep if isinstance(dep, str) else next(iter(dep))
+        if not dep.startswith("gan/"):
+            continue
+        path = ROOT / dep
+        listed |= {f.relative_to(ROOT).as_posix() for f in path.glob("*.py")} if path.is_dir() else {dep}
+    return listed
 
 
 @pytest.mark.parametrize("stage", sorted(DVC["stages"]))
-def test_stage_deps_cover_every_imported_gan_module(stage):
-    spec = DVC["stages"][stage]
-    script = ROOT / "stages" / f"{stage}.py"
-    deps = [d if isinstance(d, str) else next(iter(d)) for d in spec["deps"]]
+def test_stage_deps_are_exactly_the_gan_code_the_stage_imports(stage):
+    """A missing dep leaves a stage stale after an edit; an extra one reruns it for nothing."""
+    deps = [d if isinstance(d, str) else next(iter(d)) for d in DVC["stages"][stage]["deps"]]
     assert f"stages/{stage}.py" in deps
-    missing = []
-    for file in sorted(_closure(script)):
-        rel = file.relative_to(ROOT).as_posix()
-        if rel == "gan/__init__.py":
-            continue  # the version string only
-        if not any(rel == d or rel.startswith(d.rstrip("/") + "/") for d in deps):
-            missing.append(rel)
-    assert not missing, f"stage {stage} imports {missing} but dvc.yaml does not list them as deps"
+    imported = {f.relative_to(ROOT).as_posix() for f in imported_files(ROOT / "stages" / f"{stage}.py")}
+    imported.discard("gan/__init__.py")  # the version string only
+    listed = _listed_code(stage)
+    assert not imported - listed, f"stage {stage} imports {sorted(imported - listed)} but dvc.yaml does not list them"
+    assert not listed - imported, f"stage {stage} lists {sorted(listed - imported)} in dvc.yaml but never imports them"
+
+
+@pytest.mark.parametrize("stage", sorted(DVC["stages"]))
+def test_stage_deps_exist(stage):
+    for dep in DVC["stages"][stage]["deps"]:
+        dep = dep if isinstance(dep, str) else next(iter(dep))
+        if dep.startswith(("gan/", "stages/")):
+            assert (ROOT / dep).exists(), f"{stage} depends on {dep}, which does not exist"
+
+
+def test_a_loss_model_or_augmentation_edit_reaches_only_train_generate_and_evaluate():
+    """The issue's contract for which stages an edit of each kind of code reruns."""
+    users = {name: {s for s in DVC["stages"] if name in _listed_code(s)}
+             for name in ("gan/losses.py", "gan/augment.py", "gan/models/dcgan.py", "gan/metrics/kid.py",
+                          "gan/metrics/frechet.py", "gan/data.py")}
+    assert users["gan/losses.py"] == {"train"} and users["gan/augment.py"] == {"train"}
+    assert users["gan/models/dcgan.py"] == {"train", "generate", "evaluate"}
+    assert users["gan/metrics/kid.py"] == {"evaluate"}
+    assert users["gan/metrics/frechet.py"] == {"features", "reference", "train", "evaluate"}  # the in-training score
+    assert users["gan/data.py"] == set(DVC["stages"])
 
 
 @pytest.mark.parametrize("stage", sorted(DVC["stages"]))

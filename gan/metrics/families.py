@@ -1,21 +1,23 @@
-"""Adapters from a FeatureView to each metric's numbers; the registry names them by string."""
+"""Every metric's computation, by registry name: adapters from a FeatureView to its numbers.
+
+Only evaluate imports this module (and with it every metric). The score taken during training
+uses two of them, `gan.metrics.frechet.fid` and `gan.metrics.modes.mode_scores`, straight from
+their own modules, so that editing any other metric leaves the train stage up to date.
+"""
 
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 
 from gan.metrics.classes import class_coverage
-from gan.metrics.frechet import frechet_distance, gaussian_stats
+from gan.metrics.frechet import fid, frechet_distance, gaussian_stats
 from gan.metrics.inception_score import inception_score
 from gan.metrics.kid import kernel_inception_distance
-from gan.metrics.modes import mode_metrics
+from gan.metrics.modes import mode_scores
 from gan.metrics.prdc import density_coverage, precision_recall
-from gan.metrics.registry import FeatureView
-
-
-def fid(view: FeatureView, seed: int) -> dict[str, float]:
-    mu, sigma = (view.real_mu, view.real_sigma) if view.real_mu is not None else gaussian_stats(view.real)
-    return {"fid": frechet_distance(*gaussian_stats(view.fake), mu, sigma)}
+from gan.metrics.registry import METRICS, FeatureView
 
 
 def kid(view: FeatureView, seed: int) -> dict[str, float]:
@@ -64,14 +66,23 @@ def classes(view: FeatureView, seed: int) -> dict[str, float]:
     return {"classes_covered": out["classes_covered"], "class_kl": out["class_kl"]}
 
 
-def modes(view: FeatureView, seed: int) -> dict[str, float]:
-    out = mode_metrics(view.fake, view.modes, view.mode_std)
-    return {k: out[k] for k in ("modes_captured", "high_quality_pct", "reverse_kl")}
-
-
-
 def agreement(view: FeatureView, seed: int) -> dict[str, float]:
     """Share of conditional samples that the domain classifier puts in the class G was asked for."""
     if view.fake_labels is None:
         raise ValueError("class agreement needs the classes a conditional G was asked for")
     return {"class_agreement": float(np.mean(view.fake_logits.argmax(1) == view.fake_labels))}
+
+
+_BY_FAMILY: dict[str, Callable[[FeatureView, int], dict[str, float]]] = {
+    "fid": fid, "kid": kid, "pr": pr, "dc": dc, "is": inception_score_of}
+COMPUTE: dict[str, Callable[[FeatureView, int], dict[str, float]]] = {
+    **{f"{family}_{extractor}": f for family, f in _BY_FAMILY.items() for extractor in ("domain", "inception")},
+    "fid_per_class_domain": fid_per_class, "classes_domain": classes, "agreement_domain": agreement,
+    "modes": mode_scores,
+}
+assert COMPUTE.keys() == METRICS.keys(), "every registered metric needs its computation here"
+
+
+def compute(name: str, view: FeatureView, seed: int) -> dict[str, float]:
+    """The numbers of registry metric `name` on `view` (keys without extractor or sample count)."""
+    return COMPUTE[name](view, seed)

@@ -8,9 +8,13 @@ guards follow pytorch-fid's `calculate_frechet_distance`, so that scores compare
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import linalg
+
+if TYPE_CHECKING:
+    from gan.metrics.registry import FeatureView
 
 # Beyond this, an imaginary part on the diagonal of (S_1 S_2)^(1/2) is not rounding error.
 _IMAGINARY_TOLERANCE = 1e-3
@@ -58,3 +62,9 @@ def _check_shapes(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: 
     if sigma1.shape != (d, d) or sigma2.shape != (d, d):
         raise ValueError(f"frechet_distance: covariances must be ({d}, {d}) to match the means, "
                          f"got {sigma1.shape} and {sigma2.shape}")
+
+
+def fid(view: FeatureView, seed: int) -> dict[str, float]:
+    """The registry's `fid_*` metrics: generated features against the reals (cached statistics when given)."""
+    mu, sigma = (view.real_mu, view.real_sigma) if view.real_mu is not None else gaussian_stats(view.real)
+    return {"fid": frechet_distance(*gaussian_stats(view.fake), mu, sigma)}

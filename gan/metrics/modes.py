@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from gan.metrics.registry import FeatureView
 
 HIGH_QUALITY_STDS = 3.0  # VEEGAN: a sample within 3 std of its nearest mode is "high quality"
 CAPTURE_SHARE = 0.2  # PacGAN: a mode needs 20% of its uniform share (20 of 2,500 / 25) of HQ samples
@@ -53,3 +58,9 @@ def kl_to_uniform(counts: np.ndarray) -> float:
         return float(np.log(len(counts)))
     p = counts[counts > 0] / total  # empty bins add 0 log 0 = 0
     return float(np.sum(p * np.log(p * len(counts))))
+
+
+def mode_scores(view: FeatureView, seed: int) -> dict[str, float]:
+    """The registry's `modes` metric: generated points of `view` against the mixture's modes."""
+    out = mode_metrics(view.fake, view.modes, view.mode_std)
+    return {k: out[k] for k in ("modes_captured", "high_quality_pct", "reverse_kl")}

@@ -6,14 +6,14 @@ A registered name is `<family>_<extractor>` (`fid_domain`, `kid_inception`) or, 
 comparable only when their keys are equal; the protocol file written beside metrics.json
 holds the rest (reference split and count, extractor and its weights hash, resize, seed).
 
-Adding a metric is one entry in METRICS.
+Adding a metric is one entry in METRICS (and its name in gan.catalog.METRICS, which params
+validation reads) and its function in gan.metrics.families.COMPUTE. This module holds no metric
+code, so the stages that only name or key metrics do not depend on how any of them is computed.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -37,40 +37,32 @@ class FeatureView:
 @dataclass(frozen=True)
 class Metric:
     extractor: str  # "domain", "inception" or "points": which FeatureView it reads
-    compute: str  # "module:function" taking (FeatureView, seed), loaded only when a score is computed
     needs_classes: bool = False  # labelled data (and class logits) only
     about: str = ""
     needs_conditional: bool = False  # samples of a conditional G, with the classes asked for
 
-    def __call__(self, view: FeatureView, seed: int) -> dict[str, float]:
-        module, function = self.compute.split(":")
-        compute: Callable[[FeatureView, int], dict[str, float]] = getattr(importlib.import_module(module), function)
-        return compute(view, seed)
 
-
-_F = "gan.metrics.families"
-_FAMILIES: dict[str, tuple[str, str]] = {
-    "fid": (f"{_F}:fid", "Fréchet distance of Gaussian fits to the features (Heusel et al. 2017)"),
-    "kid": (f"{_F}:kid", "unbiased MMD² with a cubic polynomial kernel, 100 subsets of 1,000 (Bińkowski et al. 2018)"),
-    "pr": (f"{_F}:pr", "k-NN precision and recall, k=3 (Kynkäänniemi et al. 2019)"),
-    "dc": (f"{_F}:dc", "density and coverage, k=5 (Naeem et al. 2020)"),
-    "is": (f"{_F}:inception_score_of", "Inception Score, 10 splits (Salimans et al. 2016)"),
+_FAMILIES: dict[str, str] = {
+    "fid": "Fréchet distance of Gaussian fits to the features (Heusel et al. 2017)",
+    "kid": "unbiased MMD² with a cubic polynomial kernel, 100 subsets of 1,000 (Bińkowski et al. 2018)",
+    "pr": "k-NN precision and recall, k=3 (Kynkäänniemi et al. 2019)",
+    "dc": "density and coverage, k=5 (Naeem et al. 2020)",
+    "is": "Inception Score, 10 splits (Salimans et al. 2016)",
 }
 
 METRICS: dict[str, Metric] = {
-    f"{family}_{extractor}": Metric(extractor, compute, False, about)
+    f"{family}_{extractor}": Metric(extractor, False, about)
     for extractor in ("domain", "inception")
-    for family, (compute, about) in _FAMILIES.items()
+    for family, about in _FAMILIES.items()
 }
 # the classifier's version of IS needs a classifier, i.e. labelled data
-METRICS["is_domain"] = Metric("domain", f"{_F}:inception_score_of", True,
-                              "the Inception Score formula on the domain classifier's logits")
-METRICS["fid_per_class_domain"] = Metric("domain", f"{_F}:fid_per_class", True, "FID within each class, by the classifier")
-METRICS["classes_domain"] = Metric("domain", f"{_F}:classes", True, "classes covered and KL of the class histogram")
-METRICS["agreement_domain"] = Metric("domain", f"{_F}:agreement", True,
+METRICS["is_domain"] = Metric("domain", True, "the Inception Score formula on the domain classifier's logits")
+METRICS["fid_per_class_domain"] = Metric("domain", True, "FID within each class, by the classifier")
+METRICS["classes_domain"] = Metric("domain", True, "classes covered and KL of the class histogram")
+METRICS["agreement_domain"] = Metric("domain", True,
                                      "how often the classifier agrees with the class a conditional G was asked for",
                                      needs_conditional=True)
-METRICS["modes"] = Metric("points", f"{_F}:modes", False, "2-D mixtures: modes captured, % high quality, reverse KL")
+METRICS["modes"] = Metric("points", False, "2-D mixtures: modes captured, % high quality, reverse KL")
 
 
 def significant(value: float | int) -> float | int:

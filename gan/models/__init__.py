@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from gan import checkpoint, stabilizers
+from gan import catalog, checkpoint, stabilizers
 from gan.models import dcgan, mlp, resnet
 
 
@@ -24,17 +24,15 @@ from gan.models import dcgan, mlp, resnet
 class Architecture:
     # (data_shape, latent_dim, width, *, num_classes, pack, spectral_norm) -> (G, D)
     build: Callable[..., tuple[nn.Module, nn.Module]]
-    data_kinds: tuple[str, ...]  # "images", "points"
-    image_sizes: tuple[int, ...] = ()  # empty: any size
-    about: str = ""
-    conditional_ok: bool = True  # can build a class-conditional pair
+    about: str
+    spec: catalog.ArchitectureSpec  # what params validation knows: data kinds, image sizes, D's batch norm
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "mlp": Architecture(mlp.build, ("points", "images"), about="fully connected; for 2-D data and quick tests"),
-    "dcgan": Architecture(dcgan.build, ("images",), (28, 32, 64), about="Radford et al. 2016"),
-    "resnet": Architecture(resnet.build, ("images",), (32,),
-                           about="SNGAN's 32x32 CIFAR-10 ResNet, Miyato et al. 2018 (after Gulrajani et al. 2017)"),
+    "mlp": Architecture(mlp.build, "fully connected; for 2-D data and quick tests", catalog.ARCHITECTURES["mlp"]),
+    "dcgan": Architecture(dcgan.build, "Radford et al. 2016", catalog.ARCHITECTURES["dcgan"]),
+    "resnet": Architecture(resnet.build, "SNGAN's 32x32 CIFAR-10 ResNet, Miyato et al. 2018 (after Gulrajani et al. "
+                           "2017)", catalog.ARCHITECTURES["resnet"]),
 }
 
 
@@ -55,8 +53,6 @@ def build(arch: str, data_shape: tuple[int, ...], latent_dim: int, width: int, *
     if num_classes and pack > 1:
         raise ValueError(f"a packed D (pack={pack}) cannot be conditional (num_classes={num_classes}): "
                          f"the samples of one pack carry different labels; use pack: 1 or an unconditional model")
-    if num_classes and not spec.conditional_ok:
-        raise ValueError(f"model.arch={arch} has no conditional form; set model.conditional: false")
     generator, discriminator = spec.build(tuple(data_shape), latent_dim, width, num_classes=num_classes,
                                           pack=pack, spectral_norm=spectral_norm)
     if spectral_norm:

@@ -1,0 +1,51 @@
+"""The names params.yaml may use, and the little that validation must know about each.
+
+Validating params.yaml reads only this file (and the metric names in gan.metrics.registry),
+never the code behind the names: a dataset loader, a model, a loss or an augmentation is
+imported only by the stages that run it, so `dvc.yaml` can list each stage's real code and
+an edit reruns just the stages it affects. Each heavy registry (gan.data.DATASETS,
+gan.models.ARCHITECTURES, gan.losses.LOSSES, gan.augment.TRANSFORMATIONS) has exactly these
+keys; tests/test_config.py holds the two sides together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# data.name -> the kind of samples it gives: "images" (uint8 NHWC) or "points" (float32 2-D)
+DATASET_KINDS: dict[str, str] = {
+    "mnist5k": "images",
+    "ring8": "points",
+    "grid25": "points",
+    "mnist": "images",
+    "fashion_mnist": "images",
+    "cifar10": "images",
+    "folder": "images",
+}
+
+
+@dataclass(frozen=True)
+class ArchitectureSpec:
+    data_kinds: tuple[str, ...]  # "images", "points"
+    image_sizes: tuple[int, ...] = ()  # empty: any size
+    d_batch_norm: bool = False  # D normalises over the batch unless model.spectral_norm is on
+
+
+ARCHITECTURES: dict[str, ArchitectureSpec] = {
+    "mlp": ArchitectureSpec(("points", "images")),
+    "dcgan": ArchitectureSpec(("images",), (28, 32, 64), d_batch_norm=True),
+    "resnet": ArchitectureSpec(("images",), (32,)),
+}
+
+LOSSES: tuple[str, ...] = ("nonsaturating", "minimax", "hinge", "wasserstein", "least_squares")
+# losses whose D objective adds a per-sample gradient penalty (WGAN-GP): batch norm in D breaks it
+GRADIENT_PENALTY_LOSSES: tuple[str, ...] = ("wasserstein",)
+
+AUGMENT_POLICIES: tuple[str, ...] = ("color", "translation", "cutout")
+
+# evaluate.metrics: the names of gan.metrics.registry.METRICS, which says what each needs and measures
+METRICS: tuple[str, ...] = (
+    "fid_domain", "kid_domain", "pr_domain", "dc_domain", "is_domain",
+    "fid_inception", "kid_inception", "pr_inception", "dc_inception", "is_inception",
+    "fid_per_class_domain", "classes_domain", "agreement_domain", "modes",
+)
