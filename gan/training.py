@@ -234,7 +234,7 @@ def train(cfg: Config, paths: TrainPaths) -> dict[str, Any]:
         plan = make_plan(cfg, num_classes, augment, device)
         summary = _loop(state, cfg, plan, paths, ckpt, run_fp, batches, run)
         models.save_generator(state.sampler, cfg, meta, state.step, paths.generator)
-        _log_model(state, cfg, run)
+        _log_model(state, cfg, run, paths.generator)
     except BaseException as exc:
         run.set_tags({"failure.reason": one_line(exc, 500) or type(exc).__name__})
         run.finish(ok=False)
@@ -398,7 +398,8 @@ def _sample_grid(state: State, cfg: Config, paths: TrainPaths, batches: Batches,
     run.log_artifact(path, "samples")
 
 
-def _log_model(state: State, cfg: Config, run: tracking.TrackedRun) -> None:
+def _log_model(state: State, cfg: Config, run: tracking.TrackedRun, weights_file: Path) -> None:
+    """G as an MLflow model; `weights_file` (models/generator.pt) is what the outbox keeps if the store is down."""
     import copy
 
     generator = copy.deepcopy(state.sampler).cpu().eval().to(memory_format=torch.contiguous_format)
@@ -406,5 +407,5 @@ def _log_model(state: State, cfg: Config, run: tracking.TrackedRun) -> None:
     if state.fixed_y is not None:
         example = None  # G(z, y) takes two inputs; MLflow's single input example cannot express it
     requirements = [f"torch=={torch.__version__.split('+')[0]}", "numpy"]
-    uri = run.log_generator(generator, example, requirements)
+    uri = run.log_generator(generator, example, requirements, weights_file)
     print(f"train: generator logged to MLflow as {uri}")
