@@ -1,14 +1,18 @@
 """Training state on disk: everything needed to continue exactly, written atomically.
 
 A checkpoint is a dict of tensors and plain values (no pickled modules), loaded with
-``weights_only=True`` so that opening one never runs code.
+``weights_only=True`` so that opening one never runs code. A training checkpoint keeps
+the one before it as ``prev.pt``, so that one damaged file never loses the run.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,12 @@ import torch
 from gan.errors import UserError, one_line
 
 FORMAT_VERSION = 1
+PREVIOUS = "prev.pt"  # beside last.pt: the checkpoint before it
+_NO_SPACE = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+class _Unreadable(Exception):
+    """Why a state file cannot be used; each caller words its own UserError around it."""
 
 
 def file_sha256(path: Path) -> str:
@@ -29,18 +39,123 @@ def file_sha256(path: Path) -> str:
 
 
 def save_atomic(state: dict[str, Any], path: Path) -> None:
-    """Write to a temp file beside `path`, fsync, then os.replace: a kill leaves the old file intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write to a temp file beside `path`, fsync, then os.replace: a kill leaves the old file intact.
+
+    The directory is fsynced too, or after a power cut the rename itself may be lost.
+    """
+    kept = f"the previous {path.name}, if any, is untouched"
+    tmp = _write_temp(state, path, kept)
     try:
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        _raise_write_error(exc, path, kept)
+    _fsync_dir(path.parent)
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """Like save_atomic, but the current `path` first becomes prev.pt beside it.
+
+    At every instant a complete `path` exists: prev.pt is made from a hard link (or a copy),
+    never by moving `path` away. A damaged `path` is not rotated, so that after a resume
+    from prev.pt the next save cannot replace the one good file with the bad one.
+    """
+    kept = f"{path.name} and {PREVIOUS} there are untouched"
+    tmp = _write_temp(state, path, kept)
+    try:
+        if _intact(path):
+            _keep_as_previous(path)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        _raise_write_error(exc, path, kept)
+    _fsync_dir(path.parent)
+
+
+def _write_temp(state: dict[str, Any], path: Path, kept: str) -> Path:
+    """`state` in a fsynced temp file beside `path`; a failed write leaves no temp file behind."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        tmp = Path(name)
         with os.fdopen(fd, "wb") as handle:
             torch.save(state, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+    except BaseException as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        _raise_write_error(exc, path, kept)
+    return tmp
+
+
+def _raise_write_error(exc: BaseException, path: Path, kept: str) -> None:
+    """Re-raise `exc`, as a UserError when an OSError (disk full, quota, permissions) is behind it.
+
+    torch.save reports a failed write as a RuntimeError whose context is the OSError, so
+    the whole chain is searched.
+    """
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        raise exc
+    fix = (f"free space on {path.parent} (or raise the quota or file size limit) and rerun"
+           if cause.errno in _NO_SPACE else f"make {path.parent} writable and rerun")
+    raise UserError(f"cannot write {path} ({one_line(cause, 200)}); {kept}; {fix}") from None
+
+
+def _intact(path: Path) -> bool:
+    """Whether `path` is a whole torch archive: every member present and its CRC-32 right.
+
+    Reads the file once (about as fast as the disk), far cheaper than torch.load.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile):
+        return False
+
+
+def _keep_as_previous(path: Path) -> None:
+    """`path` -> prev.pt via a temp name and os.replace, so prev.pt too is never half written."""
+    tmp = path.with_name(f".{PREVIOUS}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(path, tmp)
+        except OSError:  # a filesystem without hard links (FAT, some network mounts)
+            shutil.copyfile(path, tmp)
+        os.replace(tmp, path.with_name(PREVIOUS))
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:  # EINVAL: a filesystem that cannot sync directories
+            raise
+    finally:
+        os.close(fd)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """A state dict of this format version from `path`, or _Unreadable saying why not."""
+    if not path.is_file():
+        raise _Unreadable("no such file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a truncated or foreign file
+        raise _Unreadable(f"{type(exc).__name__}: {one_line(exc, 200)}") from None
+    version = state.get("version") if isinstance(state, dict) else None
+    if version != FORMAT_VERSION:
+        raise _Unreadable(f"format version {version!r}, this code reads {FORMAT_VERSION}")
+    return state
 
 
 def load(path: Path, what: str, fix: str) -> dict[str, Any]:
@@ -48,15 +163,31 @@ def load(path: Path, what: str, fix: str) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"{path}: no {what} here; {fix}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a truncated or foreign file
-        raise UserError(f"{path}: cannot read the {what} ({type(exc).__name__}: "
-                        f"{one_line(exc, 200)}); delete it and {fix}") from None
-    if not isinstance(state, dict) or state.get("version") != FORMAT_VERSION:
-        version = state.get("version") if isinstance(state, dict) else None
-        raise UserError(f"{path}: not a {what} of format version {FORMAT_VERSION} (found {version!r}); "
-                        f"delete it and {fix}")
-    return state
+        return _read(path)
+    except _Unreadable as exc:
+        raise UserError(f"{path}: cannot read the {what} ({exc}); delete it and {fix}") from None
+
+
+def load_checkpoint(path: Path, what: str, fix: str) -> tuple[dict[str, Any], str | None] | None:
+    """(state, None) from `path`; (state of prev.pt, a line saying why) when `path` is unreadable.
+
+    None when neither file exists. Loading deletes and rewrites nothing, so both files stay
+    there to inspect; when neither reads, the UserError names both and the way out.
+    """
+    previous = path.with_name(PREVIOUS)
+    if not path.is_file() and not previous.is_file():
+        return None
+    try:
+        return _read(path), None
+    except _Unreadable as exc:
+        latest = str(exc)
+    try:
+        state = _read(previous)
+    except _Unreadable as exc:
+        raise UserError(f"{path}: cannot read the {what} ({latest}), nor the previous one {previous.name} "
+                        f"({exc}); delete the folder {path.parent} and {fix}") from None
+    return state, (f"{path} is unreadable ({latest}); resuming from the previous checkpoint "
+                   f"{previous.name} (step {state.get('step', '?')})")
 
 
 def rng_state(*generators: torch.Generator) -> dict[str, Any]:

@@ -313,7 +313,7 @@ def content_hash(arrays: list[np.ndarray | None]) -> str:
             digest.update(b"none;")
             continue
         digest.update(f"{array.dtype.str};{array.shape};".encode())
-        digest.update(np.ascontiguousarray(array).tobytes())
+        digest.update(np.ascontiguousarray(array).data)  # a view of the bytes, not a copy
     return digest.hexdigest()
 
 
@@ -353,7 +353,12 @@ def prepare(cfg: Config, out_dir: Path) -> dict:
 
 
 def load_prepared(directory: Path) -> Prepared:
-    """Read what `prepare` wrote; a missing or damaged directory is a UserError."""
+    """Read what `prepare` wrote; a missing, damaged or changed directory is a UserError.
+
+    The arrays are hashed again against meta.json, because a stage trusts meta['sha256'] to
+    name the data it trains or scores on: an edited or half-restored train.npz must not pass
+    under the old digest. Hashing adds about a third to the time of reading the files.
+    """
     directory = Path(directory)
     missing = [n for n in PREPARED_FILES if not (directory / n).is_file()]
     if missing:
@@ -361,10 +366,21 @@ def load_prepared(directory: Path) -> Prepared:
                         f"run `dvc repro prepare` first")
     try:
         meta = json.loads((directory / "meta.json").read_text())
+        recorded = meta["sha256"]  # a TypeError when meta.json holds no object
+        for name in ("train.npz", "test.npz"):  # else numpy takes any other bytes for a pickle and says so
+            with open(directory / name, "rb") as handle:
+                if handle.read(4) != b"PK\x03\x04":
+                    raise ValueError(f"{name} is not an .npz archive")
         with np.load(directory / "train.npz") as train, np.load(directory / "test.npz") as test:
             arrays = [train["x"], train["y"] if "y" in train.files else None,
                       test["x"], test["y"] if "y" in test.files else None]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # ValueError: bad JSON
-        raise UserError(f"{directory}: prepared data is unreadable ({_one_line(exc)}); "
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+        # ValueError: bad JSON; TypeError: meta.json holds a list or a string
+        raise UserError(f"{directory}: prepared data is unreadable ({type(exc).__name__}: {_one_line(exc)}); "
                         f"run `dvc repro prepare` first") from None
+    found = content_hash(arrays)
+    if found != recorded:
+        raise UserError(f"{directory}: the arrays do not match meta.json (sha256 {str(recorded)[:12]} recorded, "
+                        f"{found[:12]} read); restore them with `dvc checkout data/prepared` or rebuild them "
+                        f"with `dvc repro -f prepare`")
     return Prepared(*arrays, meta=meta)

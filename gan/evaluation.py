@@ -49,11 +49,13 @@ def load_samples(path: Path, count: int, meta: dict[str, Any]) -> tuple[np.ndarr
     if not path.is_file():
         raise UserError(f"{path}: no generated samples; run `dvc repro generate` first")
     try:
+        with open(path, "rb") as handle:  # else numpy takes any other bytes for a pickle and says so
+            if handle.read(4) != b"PK\x03\x04":
+                raise ValueError("not an .npz archive")
         with np.load(path) as saved:
             samples = saved["x"]
             labels = saved["y"] if "y" in saved.files else None
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
-        # ValueError: not numpy data at all; TypeError: an .npy where the .npz belongs
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise UserError(f"{path}: unreadable samples ({type(exc).__name__}: {one_line(exc, 200)}); {fix}") from None
     _check_samples(path, samples, labels, meta, fix)
     if len(samples) < count:

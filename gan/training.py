@@ -199,11 +199,15 @@ def checkpoint_path(paths: TrainPaths, run_fp: dict[str, Any]) -> Path:
 
 
 def try_resume(state: State, ckpt: Path, run_fp: dict[str, Any]) -> bool:
-    if not ckpt.is_file():
+    """Load the checkpoint of this fingerprint, or the previous one beside it when the last is unreadable."""
+    loaded = checkpoint.load_checkpoint(ckpt, "training checkpoint", "run `dvc repro train` to start afresh")
+    if loaded is None:
         return False
-    saved = checkpoint.load(ckpt, "training checkpoint", "run `dvc repro train` to start afresh")
+    saved, note = loaded
     if saved["fingerprint"] != json.dumps(run_fp, sort_keys=True):
         return False
+    if note:
+        print(f"train: {note}")
     state.load_dict(saved)
     return True
 
@@ -281,7 +285,7 @@ def _loop(state: State, cfg: Config, plan: Plan, paths: TrainPaths, ckpt: Path, 
             if score:
                 scorer(state)
             if checkpoint_due:
-                checkpoint.save_atomic(state.to_dict(run_fp), ckpt)
+                checkpoint.save_checkpoint(state.to_dict(run_fp), ckpt)
                 guard.saved_step = step
     except TrainingDiverged:
         reporter.close()  # the curves up to the divergence stay in history.tsv and MLflow

@@ -109,7 +109,7 @@ def test_only_wasserstein_asks_for_a_gradient_penalty_and_its_weight_defaults_to
     assert [name for name, loss in LOSSES.items() if loss.uses_gradient_penalty] == ["wasserstein"]
     assert Config().train.gp_weight == 10
     for name in LOSSES:
-        cfg = parse_params({"train": {"loss": name, "gp_weight": 4.0}})
+        cfg = parse_params({"train": {"loss": name, "gp_weight": 4.0}, "model": {"spectral_norm": True}})
         plan = make_plan(cfg, 0, None, torch.device("cpu"))
         assert plan.gp_weight == (4.0 if name == "wasserstein" else 0.0), name
 

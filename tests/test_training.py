@@ -68,6 +68,23 @@ def test_generator_step_leaves_the_discriminator_untouched():
     assert all(p.requires_grad for p in state.discriminator.parameters())
 
 
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_generator_steps_raise_the_score_d_gives_the_generators_samples(loss):
+    """With D held fixed, G's steps climb D's score: the G loss is minimised, not maximised."""
+    _, state, plan, _ = small_state({"data": {"name": "grid25"}, "model": {"arch": "mlp"},
+                                     "train": {"loss": loss, "lr_g": 1e-3}}, (2,))
+    z = torch.randn(256, 8, generator=torch.Generator().manual_seed(1))
+
+    def mean_fake_score() -> float:
+        with torch.no_grad():
+            return plan.loss.readout(state.discriminator(state.generator(z))).mean().item()
+
+    before = mean_fake_score()
+    for _ in range(20):
+        g_update(state, plan)
+    assert mean_fake_score() > before
+
+
 RESUME_PARAMS = {
     "data": {"name": "grid25", "num_points": 2000},
     "model": {"arch": "mlp", "width": 32, "latent_dim": 2},
@@ -137,22 +154,41 @@ def test_a_checkpoint_of_other_params_is_not_resumed(tmp_path):
     assert len(list((directory / "checkpoints").glob("*/last.pt"))) == 2  # both runs keep their own
 
 
-def test_a_corrupt_checkpoint_is_a_clear_error_and_is_left_in_place(tmp_path):
+def test_a_truncated_checkpoint_falls_back_to_the_previous_one_and_ends_the_same(tmp_path):
+    directory = make_run_dir(tmp_path / "run")
+    write_params(directory, {**RESUME_PARAMS, "train": {**RESUME_PARAMS["train"], "steps": 30}})
+    assert run_train(directory).returncode == 0
+    expected = torch.load(directory / "models/generator.pt", weights_only=True)["state_dict"]
+    ckpt = only_checkpoint(directory)
+    assert checkpoint.load(ckpt.with_name("prev.pt"), "checkpoint", "")["step"] == 25
+    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])  # a torn write, a bad disk
+    result = run_train(directory)
+    assert result.returncode == 0, result.stderr
+    assert "last.pt is unreadable" in result.stdout and "resuming from the previous checkpoint prev.pt (step 25)" \
+        in result.stdout and "resuming at step 25" in result.stdout
+    again = torch.load(directory / "models/generator.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(expected[k], again[k]) for k in expected)
+    assert checkpoint.load(ckpt, "checkpoint", "")["step"] == 30
+
+
+def test_unreadable_checkpoints_are_a_clear_error_and_are_left_in_place(tmp_path):
     directory = make_run_dir(tmp_path / "run")
     write_params(directory, {**RESUME_PARAMS, "train": {**RESUME_PARAMS["train"], "steps": 30}})
     assert run_train(directory).returncode == 0
     ckpt = only_checkpoint(directory)
-    ckpt.write_bytes(b"not a checkpoint")
+    for path in (ckpt, ckpt.with_name("prev.pt")):
+        path.write_bytes(b"not a checkpoint")
     result = run_train(directory)
-    assert result.returncode == 2
-    assert "cannot read the training checkpoint" in result.stderr and str(ckpt.name) in result.stderr
-    assert ckpt.read_bytes() == b"not a checkpoint"
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "cannot read the training checkpoint" in result.stderr and "prev.pt" in result.stderr
+    assert ckpt.read_bytes() == ckpt.with_name("prev.pt").read_bytes() == b"not a checkpoint"
 
 
 def test_a_checkpointed_state_continues_exactly_with_augmentation_ema_and_penalties(tmp_path):
     """The in-process half of exact resume: every RNG and average the step draws on is in the checkpoint."""
     overrides = {"train": {"loss": "wasserstein", "augment": ["color", "translation", "cutout"],
-                           "ema_half_life_images": 100.0, "r1_weight": 1.0, "r1_interval": 2}}
+                           "ema_half_life_images": 100.0, "r1_weight": 1.0, "r1_interval": 2},
+                 "model": {"spectral_norm": True}}  # WGAN-GP needs a D without batch norm
 
     def start():  # fresh networks, optimisers and RNGs, as a restarted process builds them
         cfg, state, _, batches = small_state(overrides, (28, 28, 1))
@@ -195,13 +231,40 @@ def small_state(overrides: dict, shape: tuple[int, ...], num_classes: int = 0, a
 @pytest.mark.parametrize("arch", sorted(ARCH_DATA))
 def test_every_architecture_trains_with_every_loss(arch, loss):
     overrides, shape = ARCH_DATA[arch]
-    _, state, plan, batches = small_state({**overrides, "model": {"arch": arch, "spectral_norm": arch == "resnet"},
+    _, state, plan, batches = small_state({**overrides, "model": {"arch": arch,
+                                           "spectral_norm": arch == "resnet" or loss == "wasserstein"},
                                            "train": {"loss": loss}}, shape)
     before = [p.detach().clone() for p in state.generator.parameters()]
     for _ in range(2):
         stats = train_step(state, plan, batches)
     assert all(torch.isfinite(v) for v in stats.values())
     assert any(not torch.equal(a, b) for a, b in zip(before, state.generator.parameters()))
+
+
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_the_discriminator_learns_to_score_reals_above_the_generators_samples(loss):
+    """Reals around (4, 4), far from the untrained G's samples near the origin: whatever the
+    untrained D thought, after some steps it must rank reals above fakes, in its own scores and in
+    the logged means. A D step that fed fakes as reals (or swapped them in the loss) ranks them the
+    other way round."""
+    _, state, plan, _ = small_state({"data": {"name": "grid25"}, "model": {"arch": "mlp"},
+                                     "train": {"loss": loss, "lr_d": 1e-3}}, (2,))
+    reals = 4 + 0.1 * torch.randn(256, 2, generator=torch.Generator().manual_seed(0))  # (256, 2)
+    batches = Batches(reals.numpy(), "points", torch.device("cpu"), state.index_rng)
+    z = torch.randn(256, 8, generator=torch.Generator().manual_seed(1))
+
+    def mean_scores() -> tuple[float, float]:  # mean D(x), mean D(G(z)), read as the log reads them
+        with torch.no_grad():
+            readout = plan.loss.readout
+            return (readout(state.discriminator(reals)).mean().item(),
+                    readout(state.discriminator(state.generator(z))).mean().item())
+
+    real_before, fake_before = mean_scores()
+    for _ in range(200):
+        stats = train_step(state, plan, batches)
+    real_after, fake_after = mean_scores()
+    assert real_after > fake_after and real_after - fake_after > real_before - fake_before
+    assert stats["d_real"] > stats["d_fake"]
 
 
 class CountingAugment:
