@@ -168,6 +168,18 @@ def load(path: Path, what: str, fix: str) -> dict[str, Any]:
         raise UserError(f"{path}: cannot read the {what} ({exc}); delete it and {fix}") from None
 
 
+def remove_stale_temps(path: Path) -> int:
+    """Delete the temp files that writes of `path` (and of prev.pt) left when killed; returns how many.
+
+    Only one train runs in a checkout at a time (DVC holds the repo lock), so a temp file found
+    before training starts belongs to a write that will never finish.
+    """
+    stale = [*path.parent.glob(f".{path.name}.*.tmp"), *path.parent.glob(f".{PREVIOUS}.*.tmp")]
+    for file in stale:
+        file.unlink(missing_ok=True)
+    return len(stale)
+
+
 def load_checkpoint(path: Path, what: str, fix: str) -> tuple[dict[str, Any], str | None] | None:
     """(state, None) from `path`; (state of prev.pt, a line saying why) when `path` is unreadable.
 

@@ -200,6 +200,7 @@ def checkpoint_path(paths: TrainPaths, run_fp: dict[str, Any]) -> Path:
 
 def try_resume(state: State, ckpt: Path, run_fp: dict[str, Any]) -> bool:
     """Load the checkpoint of this fingerprint, or the previous one beside it when the last is unreadable."""
+    checkpoint.remove_stale_temps(ckpt)
     loaded = checkpoint.load_checkpoint(ckpt, "training checkpoint", "run `dvc repro train` to start afresh")
     if loaded is None:
         return False

@@ -17,7 +17,7 @@ import torch
 
 from conftest import ROOT, stage_command, write_params
 from gan import models
-from gan.checkpoint import FORMAT_VERSION, PREVIOUS, load_checkpoint, save_checkpoint
+from gan.checkpoint import FORMAT_VERSION, PREVIOUS, load_checkpoint, remove_stale_temps, save_checkpoint
 from gan.config import parse_params
 from gan.data import load_prepared, prepare
 from gan.errors import UserError
@@ -56,6 +56,16 @@ def test_a_save_keeps_the_checkpoint_before_it_as_prev(two_checkpoints):
     loaded, message = load_checkpoint(two_checkpoints, WHAT, FIX)
     assert loaded["step"] == 3 and message is None
     assert torch.load(two_checkpoints.with_name(PREVIOUS), weights_only=True)["step"] == 2
+
+
+def test_temp_files_of_killed_writes_are_removed_and_the_checkpoints_kept(two_checkpoints):
+    folder = two_checkpoints.parent
+    kept = snapshot(folder)
+    for name in (".last.pt.abc123.tmp", f".{PREVIOUS}.4242.tmp"):  # as a SIGKILL mid-write leaves them
+        (folder / name).write_bytes(b"half a checkpoint")
+    (folder / "notes.txt").write_text("not ours")
+    assert remove_stale_temps(two_checkpoints) == 2
+    assert snapshot(folder) == {**kept, "notes.txt": b"not ours"}
 
 
 def test_no_checkpoint_at_all_loads_as_none(tmp_path):
