@@ -12,6 +12,7 @@ import torch
 
 from gan.classifier import DomainClassifier, accuracy, embed, train_classifier
 from gan.config import Config, FeaturesConfig, TrainConfig
+from gan.data import content_hash
 from gan.errors import UserError
 from gan.features import build_evaluator, load_evaluator
 from gan.metrics.frechet import gaussian_stats
@@ -41,9 +42,13 @@ def write_prepared(directory: Path, train: tuple, test: tuple, meta: dict) -> Pa
         np.savez(directory / f"{name}.npz", **({"x": x} if y is None else {"x": x, "y": y}))
     shape = list(train[0].shape[1:])
     full_meta = {"name": "test", "shape": shape, "train_size": len(train[0]), "test_size": len(test[0]),
-                 "sha256": "f" * 64, **meta}
+                 "sha256": content_hash([*train, *test]), **meta}  # load_prepared checks the arrays against it
     (directory / "meta.json").write_text(json.dumps(full_meta))
     return directory
+
+
+def recorded_sha256(prepared: Path) -> str:
+    return json.loads((prepared / "meta.json").read_text())["sha256"]
 
 
 def image_meta(images: np.ndarray, num_classes: int) -> dict:
@@ -106,20 +111,26 @@ def test_accuracy_is_the_share_of_correct_argmax():
 # ---------------------------------------------------------------------------- the features stage
 
 
+@pytest.mark.filterwarnings("ignore:The `disp` argument is deprecated:DeprecationWarning")
 def test_image_evaluator_round_trip(tmp_path):
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
     train, test = quadrant_images(128, seed=0), quadrant_images(100, seed=1)
     prepared = write_prepared(tmp_path / "prepared", train, test, image_meta(train[0], 4))
     metrics = build_evaluator(small_config(epochs=2), prepared, tmp_path / "evaluator.pt", tmp_path / "m.json")
     assert json.loads((tmp_path / "m.json").read_text()) == metrics
     assert metrics["classifier_test_accuracy"] > 0.9
-    assert metrics["fid_real_train_vs_test"] >= 0
     assert (metrics["fid_real_train_samples"], metrics["reference_samples"]) == (128, 100)
 
     saved = torch.load(tmp_path / "evaluator.pt", weights_only=True)
-    assert (saved["version"], saved["kind"], saved["data_sha256"]) == (1, "classifier", "f" * 64)
+    assert (saved["version"], saved["kind"], saved["data_sha256"]) == (1, "classifier", recorded_sha256(prepared))
     evaluator = load_evaluator(tmp_path / "evaluator.pt")
     assert (evaluator.kind, evaluator.num_classes, evaluator.ref_count) == ("classifier", 4, 100)
     features, logits = evaluator.embed(test[0], batch_size=32, device="cpu")
+    train_features, _ = evaluator.embed(train[0], batch_size=32, device="cpu")
+    # the real-data floor: train split against test split, as pytorch-fid computes it
+    floor = calculate_frechet_distance(*gaussian_stats(train_features), *gaussian_stats(features))
+    assert metrics["fid_real_train_vs_test"] == pytest.approx(floor, rel=1e-5) and floor > 0.01
     mu, sigma = gaussian_stats(features)
     np.testing.assert_allclose(mu, evaluator.ref_mu, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(sigma, evaluator.ref_sigma, rtol=1e-5, atol=1e-9)
@@ -149,7 +160,7 @@ def test_points_evaluator_round_trip(tmp_path):
     evaluator = load_evaluator(tmp_path / "evaluator.pt")
     assert evaluator.kind == "points" and evaluator.model is None
     np.testing.assert_array_equal(evaluator.modes, np.array(modes))
-    assert evaluator.mode_std == 0.05 and evaluator.data_sha256 == "f" * 64
+    assert evaluator.mode_std == 0.05 and evaluator.data_sha256 == recorded_sha256(prepared)
 
 
 def test_missing_evaluator_is_a_user_error_naming_the_fix(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,7 +13,7 @@ from gan.config import parse_params
 from gan.data import prepare
 from gan.errors import UserError
 from gan.evaluation import EvaluatePaths, evaluate
-from gan.features import build_evaluator
+from gan.features import build_evaluator, load_evaluator
 from gan.generation import GeneratePaths, generate
 from gan.metrics.inception import WEIGHTS_FILE, WEIGHTS_URL
 from gan.metrics.registry import METRICS, result_key
@@ -72,6 +73,44 @@ def test_every_default_metric_reports_under_a_name_with_its_extractor_and_sample
     assert "modes" in protocol["skipped"]
     per_class = json.loads((pipeline / "details-default" / "per_class.json").read_text())
     assert per_class and all(k.startswith("fid_class") for k in per_class)
+
+
+@pytest.mark.filterwarnings("ignore:The `disp` argument is deprecated:DeprecationWarning")  # pytorch-fid 0.3.0
+def test_evaluate_scores_what_the_reference_packages_score_on_the_evaluators_features(pipeline, tmp_path):
+    """Real training digits stand in for generated samples, so that no score is 0 or degenerate and a
+    swap of real and fake shows. Expected: FID by pytorch-fid, P/R/D/C by the prdc package, IS by
+    torch-fidelity, classes covered by counting, on the evaluator's features of those digits against
+    its features of the held-out split."""
+    from prdc import compute_prdc
+    from pytorch_fid.fid_score import calculate_frechet_distance
+    from torch_fidelity.metric_isc import isc_features_to_metric
+
+    with np.load(pipeline / "prepared" / "train.npz") as prepared:
+        digits = prepared["x"][:200]
+    np.savez(tmp_path / "samples.npz", x=digits)
+    cfg = config(metrics=["fid_domain", "pr_domain", "dc_domain", "is_domain", "classes_domain"])
+    build_reference(cfg, pipeline / "prepared", tmp_path / "reference.pt")
+    metrics = evaluate(cfg, EvaluatePaths(tmp_path / "samples.npz", pipeline / "generator.pt", pipeline / "prepared",
+                                          pipeline / "evaluator.pt", tmp_path / "reference.pt",
+                                          pipeline / "train" / "run.json", tmp_path / "metrics.json", tmp_path / "d"))
+
+    evaluator = load_evaluator(pipeline / "evaluator.pt")
+    fake, logits = evaluator.embed(digits, batch_size=64)  # (200, 128), (200, 10)
+    real = evaluator.ref_features  # (50, 128)
+    pr, dc = compute_prdc(real, fake, nearest_k=3), compute_prdc(real, fake, nearest_k=5)
+    counts = np.bincount(logits.argmax(1), minlength=10)
+    expected = {
+        "fid_domain_200": calculate_frechet_distance(fake.mean(0), np.cov(fake, rowvar=False), evaluator.ref_mu,
+                                                     evaluator.ref_sigma),
+        "precision_domain_200": pr["precision"], "recall_domain_200": pr["recall"],
+        "density_domain_200": dc["density"], "coverage_domain_200": dc["coverage"],
+        "is_domain_200": isc_features_to_metric(torch.from_numpy(logits.astype(np.float64)), splits=10,
+                                                shuffle=False)["inception_score_mean"],
+        "classes_covered_domain_200": float((counts >= 0.25 * 200 / 10).sum()),
+    }
+    for key, value in expected.items():
+        assert metrics[key] == pytest.approx(float(value), rel=1e-5), key  # metrics.json keeps 6 digits
+    assert metrics["precision_domain_200"] != metrics["recall_domain_200"]  # so that swapped sets would show
 
 
 def test_repeats_resample_with_new_seeds_and_report_mean_and_std(pipeline):
@@ -143,7 +182,6 @@ def test_result_keys_state_extractor_and_count():
 
 
 def test_a_conditional_generator_writes_one_row_per_class_and_is_scored_for_class_agreement(pipeline, tmp_path):
-    import numpy as np
     from PIL import Image
 
     cfg = parse_params({**SMALL, "model": {**SMALL["model"], "conditional": True},
@@ -162,7 +200,12 @@ def test_a_conditional_generator_writes_one_row_per_class_and_is_scored_for_clas
     metrics = evaluate(cfg, EvaluatePaths(root / "generated" / "samples.npz", root / "generator.pt",
                                           pipeline / "prepared", pipeline / "evaluator.pt", root / "reference.pt",
                                           root / "train" / "run.json", root / "metrics.json", root / "details"))
-    assert 0 <= metrics["class_agreement_domain_200"] <= 1 and "fid_domain_200" in metrics
+    evaluator = load_evaluator(pipeline / "evaluator.pt")
+    with np.load(root / "generated" / "samples.npz") as saved:
+        _, logits = evaluator.embed(saved["x"], batch_size=100)
+        asked = saved["y"]
+    assert metrics["class_agreement_domain_200"] == pytest.approx(float(np.mean(logits.argmax(1) == asked)), rel=1e-5)
+    assert "fid_domain_200" in metrics
 
 
 def test_class_agreement_is_skipped_for_an_unconditional_generator(pipeline):

@@ -7,10 +7,12 @@ store (SQLite at the repo root), as a user gets them.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
 import sys
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +24,9 @@ pytestmark = pytest.mark.slow
 
 SMALL = {
     "model": {"width": 16, "latent_dim": 16},
-    "train": {"steps": 20, "batch_size": 16, "sample_every": 10, "checkpoint_every": 10, "log_every": 5,
-              "eval_every": 50},
+    # learning rates 10x the default, so that 60 steps visibly train G (about a third of the untrained FID)
+    "train": {"steps": 60, "batch_size": 16, "lr_g": 0.002, "lr_d": 0.002, "sample_every": 20,
+              "checkpoint_every": 20, "log_every": 5, "eval_every": 100},
     "features": {"epochs": 1},
     "generate": {"num_samples": 300, "grid_rows": 4, "interpolation_rows": 2, "interpolation_steps": 4},
     "evaluate": {"num_samples": 300},
@@ -66,12 +69,12 @@ def test_repro_writes_every_stage_output(repo):
     root, _, _ = repo
     for path in ("data/prepared/train.npz", "data/prepared/meta.json", "models/evaluator.pt",
                  "models/generator.pt", "reports/train/history.tsv", "reports/train/run.json",
-                 "reports/train/samples/step_000020.png", "reports/train/curves.png", "data/generated/samples.npz",
+                 "reports/train/samples/step_000060.png", "reports/train/curves.png", "data/generated/samples.npz",
                  "reports/generate/grid.png", "reports/generate/interpolation.png", "reports/metrics.json",
                  "reports/features/metrics.json"):
         assert (root / path).is_file(), path
     history = (root / "reports/train/history.tsv").read_text().splitlines()
-    assert history[0].split("\t") == ["step", "loss_d", "loss_g", "d_real", "d_fake"] and len(history) == 21
+    assert history[0].split("\t") == ["step", "loss_d", "loss_g", "d_real", "d_fake"] and len(history) == 61
     metrics = json.loads((root / "reports/metrics.json").read_text())
     for key in ("fid_domain_300", "kid_domain_300", "precision_domain_300", "recall_domain_300",
                 "density_domain_300", "coverage_domain_300", "is_domain_300", "fid_per_class_mean_domain_300"):
@@ -82,9 +85,65 @@ def test_repro_writes_every_stage_output(repo):
     assert fid["generated_samples"] == 300 and fid["reference_samples"] == 1000 and fid["reference_split"] == "test"
     assert len(fid["extractor_sha256"]) == 64 and protocol["skipped"]["modes"].startswith("does not apply")
     scores = (root / "reports/train/eval.tsv").read_text().splitlines()
-    assert scores[0] == "step\tfid_domain_1k" and [r.split("\t")[0] for r in scores[1:]] == ["0", "20"]
+    assert scores[0] == "step\tfid_domain_1k" and [r.split("\t")[0] for r in scores[1:]] == ["0", "60"]
     with np.load(root / "data/generated/samples.npz") as saved:
         assert saved["x"].shape == (300, 28, 28, 1) and saved["x"].dtype == np.uint8
+
+
+TILE, PAD = 28, 2  # an mnist5k digit's side, and the padding gan.sampling.save_grid puts around every tile
+
+
+def grid_tiles(path: Path, rows: int) -> list[np.ndarray]:
+    """The rows x rows tiles of a sample grid PNG, (TILE, TILE) grey each, after checking the layout:
+    its size, and black padding (save_grid's pad value) on every line between the tiles."""
+    from PIL import Image
+
+    image = np.asarray(Image.open(path).convert("L"))
+    pitch = TILE + PAD
+    assert image.shape == (PAD + rows * pitch,) * 2, (path.name, image.shape)
+    lines = [slice(r * pitch, r * pitch + PAD) for r in range(rows + 1)]
+    assert all((image[line] == 0).all() and (image[:, line] == 0).all() for line in lines), path.name
+    return [image[PAD + r * pitch:PAD + r * pitch + TILE, PAD + c * pitch:PAD + c * pitch + TILE]
+            for r in range(rows) for c in range(rows)]
+
+
+@pytest.mark.parametrize("figure", ["reports/generate/grid.png", "reports/train/samples/step_000000.png",
+                                    "reports/train/samples/step_000060.png"])
+def test_sample_grids_hold_grid_rows_squared_different_samples(repo, figure):
+    root, _, _ = repo
+    tiles = grid_tiles(root / figure, SMALL["generate"]["grid_rows"])
+    assert len(tiles) == 16
+    assert all(not np.array_equal(a, b) for a, b in combinations(tiles, 2))  # one sample per latent, no copies
+    assert all(tile.std() > 0 for tile in tiles)  # a drawing in every tile, not a blank
+
+
+def test_metrics_are_finite_and_within_their_ranges(repo):
+    root, _, _ = repo
+    metrics = json.loads((root / "reports/metrics.json").read_text())
+    assert all(isinstance(v, (int, float)) and math.isfinite(v) for v in metrics.values()), metrics  # NaN -> null
+    for name in ("precision", "recall", "coverage"):
+        assert 0 <= metrics[f"{name}_domain_300"] <= 1, name
+    # density: the mean number of real k-NN balls (k = 5) holding a fake sample, over k; at most 1000 / 5
+    assert 0 <= metrics["density_domain_300"] <= 1000 / 5
+    assert metrics["fid_domain_300"] > 0 and metrics["kid_domain_300_std"] >= 0
+    assert 1 <= metrics["is_domain_300"] <= 10  # between one class and all ten, evenly and confidently
+    covered = metrics["classes_covered_domain_300"]
+    assert covered == int(covered) and 1 <= covered <= 10  # 300 samples always fill some class
+    assert 0 <= metrics["class_kl_domain_300"] <= math.log(10) * (1 + 1e-5)  # log 10: one class; 6 digits kept
+    assert 0 < metrics["fid_per_class_mean_domain_300"] <= metrics["fid_per_class_max_domain_300"]
+    assert metrics["fid_per_class_missing_domain_300"] in range(0, 10)
+
+
+def test_the_trained_generator_scores_better_than_the_untrained_one(repo):
+    """The in-training FID falls from step 0 to step 60, and the final metric beats the untrained score.
+    FID is biased upwards at few samples, so the trained G's 300-sample FID against the untrained G's
+    1000-sample one favours the untrained G."""
+    root, _, _ = repo
+    rows = [line.split("\t") for line in (root / "reports/train/eval.tsv").read_text().splitlines()[1:]]
+    untrained, trained = (float(fid) for _, fid in rows)
+    assert trained < 0.8 * untrained, (untrained, trained)
+    final = json.loads((root / "reports/metrics.json").read_text())["fid_domain_300"]
+    assert final < 0.8 * untrained, (untrained, final)
 
 
 def _run_count(root: Path) -> int:
@@ -110,6 +169,8 @@ def test_mlflow_store_holds_one_run_with_params_curves_images_metrics_and_a_load
     import torch
     from mlflow.tracking import MlflowClient
 
+    from gan.models import load_generator
+
     root, _, _ = repo
     store = f"sqlite:///{root / 'mlflow.db'}"  # the default store: no MLFLOW_TRACKING_URI was set
     previous = mlflow.get_tracking_uri()
@@ -118,20 +179,23 @@ def test_mlflow_store_holds_one_run_with_params_curves_images_metrics_and_a_load
         client = MlflowClient(store)
         run_id = json.loads((root / "reports/train/run.json").read_text())["run_id"]
         run = client.get_run(run_id)
-        assert run.data.params["train.steps"] == "20" and run.data.params["evaluate.num_samples"] == "300"
+        assert run.data.params["train.steps"] == "60" and run.data.params["evaluate.num_samples"] == "300"
         assert run.data.tags["data.sha256"] == json.loads((root / "data/prepared/meta.json").read_text())["sha256"]
         assert len(run.data.tags["git.commit"]) == 40
-        assert [m.step for m in client.get_metric_history(run_id, "loss_d")] == list(range(1, 21))
+        assert [m.step for m in client.get_metric_history(run_id, "loss_d")] == list(range(1, 61))
         assert "eval/fid_domain_300" in run.data.metrics and "eval/kid_domain_300" in run.data.metrics
-        assert [m.step for m in client.get_metric_history(run_id, "train_eval/fid_domain_1k")] == [0, 20]
+        assert [m.step for m in client.get_metric_history(run_id, "train_eval/fid_domain_1k")] == [0, 60]
         assert run.data.tags["protocol.fid_domain.generated_samples"] == "300"
         artifacts = {a.path for a in client.list_artifacts(run_id, "samples")}
-        assert "samples/step_000000.png" in artifacts and "samples/step_000020.png" in artifacts
+        assert "samples/step_000000.png" in artifacts and "samples/step_000060.png" in artifacts
         assert {a.path for a in client.list_artifacts(run_id, "generate")} >= {"generate/grid.png"}
         assert "curves.png" in {a.path for a in client.list_artifacts(run_id)}
         generator = mlflow.pytorch.load_model(f"runs:/{run_id}/generator")
+        z = torch.randn(5, 16, generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
-            images = generator(torch.randn(5, 16))
+            images = generator(z)
+            trained, _ = load_generator(root / "models/generator.pt")  # what generate and evaluate used
+            torch.testing.assert_close(images, trained(z))  # the logged model is the trained G, not a copy of another
         assert images.shape == (5, 1, 28, 28) and images.min() >= -1 and images.max() <= 1
     finally:
         mlflow.set_tracking_uri(previous)
