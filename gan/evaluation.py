@@ -122,7 +122,7 @@ def evaluate(cfg: Config, paths: EvaluatePaths) -> dict[str, float]:
                   for field, value in entry.items()})
     for path in (paths.metrics, paths.details / "protocol.json"):
         run.log_artifact(path, "evaluate")
-    run.finish()
+    run.finish(stage="evaluate")
     print("evaluate: " + ", ".join(f"{k}={v:.6g}" for k, v in metrics.items()))
     return metrics
 

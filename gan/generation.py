@@ -50,7 +50,7 @@ def generate(cfg: Config, paths: GeneratePaths) -> Path:
     run = tracking.reopen_run(paths.run_link, {f"generate.{k}": v for k, v in cfg.to_dict()["generate"].items()})
     for figure in sorted(paths.figures.glob("*.png")):
         run.log_artifact(figure, "generate")
-    run.finish()
+    run.finish(stage="generate")
     print(f"generate: {g.num_samples} samples to {paths.out / 'samples.npz'}, figures in {paths.figures}")
     return paths.out / "samples.npz"
 

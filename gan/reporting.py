@@ -2,14 +2,17 @@
 
 Training calls `add(step, {name: tensor})` each step without a host sync; `flush()` turns
 the buffer into numbers with one transfer and hands the rows to a writer thread, which
-appends them to the history file that dvc.yaml declares as plots and sends them to the
-MLflow run in one log_batch call. The training thread therefore never waits on the store;
+appends them to the history file that dvc.yaml declares as plots and hands them to the
+MLflow run (which sends them from its own thread, or keeps them in its outbox while the store
+is down). A failed write of the history file surfaces at the next flush; trouble with the
+store never does. The training thread therefore never waits on the store;
 the time it does spend in `flush` is counted, so a run reports its own logging overhead.
 """
 
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 from pathlib import Path
@@ -35,6 +38,7 @@ class Reporter:
                         mininterval=1.0, disable=total == 0)
         self._queue: queue.Queue[list[list[float]] | None] = queue.Queue()
         self._error: BaseException | None = None
+        self.store_failures = 0  # log_metrics calls that raised; the history file has those rows
         self._writer = threading.Thread(target=self._write_loop, name="reporter", daemon=True)
         self._writer.start()
 
@@ -75,9 +79,19 @@ class Reporter:
                 continue
             try:
                 append_tsv(self.history_path, rows)
-                self.run.log_metrics([(int(r[0]), dict(zip(self.columns, r[1:]))) for r in rows])
-            except BaseException as exc:  # surfaced on the training thread at the next flush
+            except BaseException as exc:  # the plots file is an output: surfaced at the next flush
                 self._error = exc
+                continue
+            try:
+                self.run.log_metrics([(int(r[0]), dict(zip(self.columns, r[1:]))) for r in rows])
+            except Exception as exc:  # the store is not an output: its trouble must never stop training
+                self._store_warning(exc)
+
+    def _store_warning(self, exc: Exception) -> None:
+        if not self.store_failures:
+            print(f"train: could not hand metrics to MLflow ({type(exc).__name__}: {exc}); "
+                  f"{self.history_path} keeps every step", file=sys.stderr)
+        self.store_failures += 1
 
 
 def write_tsv(path: Path, columns: list[str] | tuple[str, ...], rows: list[list[float]]) -> None:

@@ -215,6 +215,7 @@ def try_resume(state: State, ckpt: Path, run_fp: dict[str, Any]) -> bool:
 
 def train(cfg: Config, paths: TrainPaths) -> dict[str, Any]:
     """Train G and D as params.yaml says, resuming from a matching checkpoint; returns a summary."""
+    tracking.check_store()  # an unreachable store is reported in seconds, before any work
     prepared = load_prepared(paths.prepared)
     device = resolve_device(cfg.train.device)
     meta = prepared.meta
@@ -413,4 +414,5 @@ def _log_model(state: State, cfg: Config, run: tracking.TrackedRun, weights_file
         example = None  # G(z, y) takes two inputs; MLflow's single input example cannot express it
     requirements = [f"torch=={torch.__version__.split('+')[0]}", "numpy"]
     uri = run.log_generator(generator, example, requirements, weights_file)
-    print(f"train: generator logged to MLflow as {uri}")
+    if uri:  # None: the store is down and the model waits in the outbox, which finish() reports
+        print(f"train: generator logged to MLflow as {uri}")

@@ -14,10 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(autouse=True, scope="session")
 def mlflow_store(tmp_path_factory):
-    """Every test logs to its own SQLite store, never to the developer's mlflow.db."""
+    """Every test session logs to its own SQLite store and outbox, never to the developer's mlflow.db."""
     store = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}"
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    os.environ["GAN_MLFLOW_OUTBOX"] = str(store.parent / "outbox")  # never the checkout's .mlflow-outbox/
     yield f"sqlite:///{store}"
 
 
