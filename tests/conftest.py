@@ -1,8 +1,10 @@
-"""Shared fixtures: a private MLflow store per test session, and params files written by tests."""
+"""Shared fixtures and helpers: a private MLflow store per test session, params files, repository copies."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -37,3 +39,51 @@ def write_params(directory: Path, overrides: dict) -> Path:
 
 def stage_command(stage: str, *args: str) -> list[str]:
     return [sys.executable, str(ROOT / "stages" / f"{stage}.py"), *args]
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str], ok: bool = True) -> subprocess.CompletedProcess:
+    """Run a command; with `ok`, fail the test with the end of its output unless it exits 0."""
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    if ok:
+        assert result.returncode == 0, f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def dvc(root: Path, env: dict[str, str], *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "dvc", *args], root, env, ok)
+
+
+def copy_repository(dest: Path, params: dict) -> tuple[Path, dict[str, str]]:
+    """A fresh clone-like copy of this checkout (tracked files and untracked ones git does not ignore),
+    `params` merged into params.yaml, as a new git repo with one commit; and the environment to run
+    DVC in it: this venv first on PATH, no MLflow store or DVC variables inherited, no PYTHONPATH,
+    so that the stages import gan/ as a user's do."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    write_params(dest, params)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING_URI", "DVC_", "PYTHONPATH"))}
+    env.update({"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+                "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
+                "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
+                "MLFLOW_DISABLE_TELEMETRY": "true"})
+    for args in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
+        run(args, dest, env)
+    return dest, env
+
+
+def make_run_dir(path: Path, params: dict) -> Path:
+    """A folder ready for `stages/train.py`: params.yaml, prepared data and the evaluator."""
+    from gan.config import parse_params
+    from gan.data import prepare
+    from gan.features import build_evaluator
+
+    path.mkdir()
+    write_params(path, params)
+    cfg = parse_params(params)
+    prepare(cfg, path / "data" / "prepared")
+    build_evaluator(cfg, path / "data" / "prepared", path / "models" / "evaluator.pt", path / "features.json")
+    return path

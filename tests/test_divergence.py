@@ -6,18 +6,15 @@ import dataclasses
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from conftest import stage_command, write_params
+from conftest import make_run_dir, stage_command
 from gan import checkpoint, tracking
 from gan.config import parse_params
-from gan.data import prepare
 from gan.divergence import TrainingDiverged
-from gan.features import build_evaluator
 from gan.losses import LOSSES
 from gan.training import Batches, Guard, TrainPaths, _loop, build_state, checkpoint_path, run_fingerprint
 from gan.updates import make_plan, train_step
@@ -28,15 +25,6 @@ DIVERGING = {
     "train": {"steps": 400, "batch_size": 32, "lr_g": 100000.0, "lr_d": 100000.0, "loss": "least_squares",
               "log_every": 20, "checkpoint_every": 50, "sample_every": 10_000, "eval_every": 100, "eval_samples": 200},
 }
-
-
-def make_run_dir(path: Path, params: dict) -> Path:
-    path.mkdir()
-    write_params(path, params)
-    cfg = parse_params(params)
-    prepare(cfg, path / "data" / "prepared")
-    build_evaluator(cfg, path / "data" / "prepared", path / "models" / "evaluator.pt", path / "features.json")
-    return path
 
 
 def test_a_diverging_run_exits_with_one_line_and_leaves_no_result(tmp_path):

@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import subprocess
-import sys
 from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, write_params
+from conftest import copy_repository, dvc
 
 pytestmark = pytest.mark.slow
 
@@ -33,36 +29,12 @@ SMALL = {
 }
 
 
-def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    """A fresh clone-like copy: the tracked files, a new git repo, one commit."""
-    dest = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for name in files:
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    write_params(dest, SMALL)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING_URI", "DVC_"))}
-    env.update({"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}", "PYTHONPATH": str(dest),
-                "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
-                "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
-                "MLFLOW_DISABLE_TELEMETRY": "true"})
-    for args in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
-        run(args, dest, env)
-    first = run([sys.executable, "-m", "dvc", "repro"], dest, env)
+    """A fresh clone-like copy of the repository, after `dvc repro`."""
+    dest, env = copy_repository(tmp_path_factory.mktemp("repo"), SMALL)
+    first = dvc(dest, env, "repro")
     return dest, env, first
-
-
-def dvc(repo_dir: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-m", "dvc", *args], repo_dir, env)
 
 
 def test_repro_writes_every_stage_output(repo):

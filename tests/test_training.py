@@ -11,13 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import stage_command, write_params
+from conftest import make_run_dir as make_shared_run_dir, stage_command, write_params
 from gan import checkpoint
 from gan.augment import DiffAugment
 from gan.config import parse_params
-from gan.data import prepare
 from gan.losses import LOSSES
-from gan.features import build_evaluator
 from gan.training import Batches, build_state
 from gan.updates import g_update, make_plan, train_step
 
@@ -94,12 +92,7 @@ RESUME_PARAMS = {
 
 
 def make_run_dir(path: Path) -> Path:
-    path.mkdir()
-    write_params(path, RESUME_PARAMS)
-    cfg = parse_params(RESUME_PARAMS)
-    prepare(cfg, path / "data" / "prepared")
-    build_evaluator(cfg, path / "data" / "prepared", path / "models" / "evaluator.pt", path / "features.json")
-    return path
+    return make_shared_run_dir(path, RESUME_PARAMS)
 
 
 def run_train(directory: Path) -> subprocess.CompletedProcess:

@@ -8,17 +8,13 @@ package installed in editable mode from another checkout (this one).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import ROOT, write_params
+from conftest import copy_repository, dvc
 
 pytestmark = pytest.mark.slow
 
@@ -34,35 +30,12 @@ EDIT = ('\n\n# a behavioural edit: the default loss becomes the saturating minim
         'LOSSES["nonsaturating"] = LOSSES["minimax"]\n')
 
 
-def run(args: list[str], cwd: Path, env: dict[str, str], ok: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    if ok:
-        assert result.returncode == 0, f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result
-
-
 def make_repo(dest: Path, edit_losses: bool = False) -> tuple[Path, dict[str, str]]:
-    """A fresh clone-like copy: the tracked files, small params, a new git repo with one commit."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for name in files:
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    write_params(dest, POINTS)
-    if edit_losses:
-        (dest / "gan/losses.py").write_text((dest / "gan/losses.py").read_text() + EDIT)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING_URI", "DVC_", "PYTHONPATH"))}
-    env.update({"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}", "OMP_NUM_THREADS": "1",
-                "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
-                "GIT_COMMITTER_EMAIL": "t@example.invalid", "MLFLOW_DISABLE_TELEMETRY": "true"})
-    for args in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
-        run(args, dest, env)
-    return dest, env
-
-
-def dvc(root: Path, env: dict[str, str], *args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-m", "dvc", *args], root, env, ok)
+    root, env = copy_repository(dest, POINTS)
+    env["OMP_NUM_THREADS"] = "1"
+    if edit_losses:  # left uncommitted, as a user's edit is
+        (root / "gan/losses.py").write_text((root / "gan/losses.py").read_text() + EDIT)
+    return root, env
 
 
 @pytest.fixture(scope="module")
