@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -30,12 +28,12 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter, deque
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
 
 from gan.errors import UserError, one_line
+from gan.outbox import Outbox, amount, count_by_kind, describe, next_seq, repo_root, shown
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -58,10 +56,6 @@ MODEL_WAIT = 120.0  # log_generator waits this long for the model to be sent or 
 START_DRAIN_SECONDS = 10.0  # what start_run/reopen_run spend sending an old outbox before going on
 FLUSH_HINT = "`python -m gan.tracking flush`"
 T = TypeVar("T")
-
-
-def repo_root() -> Path:
-    return Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
 
 
 def tracking_uri() -> str:
@@ -169,149 +163,6 @@ def git_commit() -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# The outbox: what the store could not take yet, durable and in order
-
-_seq_lock = threading.Lock()
-_last_seq = [0]
-
-
-def _next_seq() -> str:
-    """A name that sorts in the order items were handed over, within and across processes."""
-    with _seq_lock:
-        _last_seq[0] = max(time.time_ns(), _last_seq[0] + 1)  # never backwards, even if the clock is
-        return f"{_last_seq[0]:020d}-{os.getpid()}"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with temp.open("w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
-
-
-class Outbox:
-    """Entries the store could not take yet: `<seq>-<store key>.json` each, with their files beside.
-
-    The name sorts in the order the items were handed over and says which store the entry is
-    for, so that checking a store's backlog reads no file (the sender does it every few seconds
-    while the store is down). The JSON is written atomically and after its files, so a
-    half-written entry is never read; it records the tracking URI and run id. Entries the store
-    refused for good (their run is gone, a value it rejects) move to `rejected/` with the reason,
-    so they never block the rest.
-    """
-
-    def __init__(self, root: Path):
-        self.root = Path(root)
-
-    @classmethod
-    def default(cls) -> Outbox:
-        return cls(Path(os.environ.get("GAN_MLFLOW_OUTBOX") or repo_root() / ".mlflow-outbox"))
-
-    @property
-    def rejected(self) -> Outbox:
-        return Outbox(self.root / "rejected")
-
-    def put(self, entry: dict[str, Any], files: Path | None) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / f"{entry['seq']}-{_store_key(entry['uri'])}.json"
-        if files is not None and files.is_dir():
-            shutil.move(str(files), str(self.files(path)))
-        _write_atomic(path, json.dumps(entry))
-
-    def paths(self, uri: str | None = None) -> list[Path]:
-        """The entries' files, oldest first, of one store or of all."""
-        pattern = f"*-{_store_key(uri)}.json" if uri else "*.json"
-        return sorted(self.root.glob(pattern)) if self.root.is_dir() else []
-
-    def entries(self, uri: str | None = None) -> list[tuple[Path, dict[str, Any]]]:
-        """(path, entry) oldest first, of one store or of all."""
-        found = []
-        for path in self.paths(uri):
-            try:
-                found.append((path, json.loads(path.read_text())))
-            except (OSError, ValueError):
-                continue  # sent and removed by another process meanwhile
-        return found
-
-    @staticmethod
-    def files(path: Path) -> Path:
-        return path.with_suffix(".files")
-
-    def remove(self, path: Path) -> None:
-        path.unlink(missing_ok=True)
-        shutil.rmtree(self.files(path), ignore_errors=True)
-
-    def set_aside(self, path: Path, entry: dict[str, Any], reason: str) -> None:
-        self.rejected.put({**entry, "rejected": reason}, self.files(path))
-        path.unlink(missing_ok=True)
-
-    @contextmanager
-    def lock(self, wait: float) -> Iterator[bool]:
-        """One sender of the outbox at a time, across processes, so entries go once and in order."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "w") as handle:
-            deadline = time.monotonic() + wait
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        yield False
-                        return
-                    time.sleep(0.05)
-            try:
-                yield True
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _store_key(uri: str) -> str:
-    return hashlib.sha256(uri.encode()).hexdigest()[:12]
-
-
-def _amount(entry: dict[str, Any]) -> int:
-    """How many things an entry holds: metric values, tags, or one artifact, model or status."""
-    if entry["kind"] == "metrics":
-        return len(entry["metrics"])
-    return len(entry["tags"]) if entry["kind"] == "tags" else 1
-
-
-def _count(entries: Iterable[tuple[Path, dict[str, Any]]], run_id: str | None = None) -> Counter:
-    counts: Counter = Counter()
-    for _, entry in entries:
-        if run_id is None or entry.get("run_id") == run_id:
-            counts[entry["kind"]] += _amount(entry)
-    return counts
-
-
-_NOUNS = {"metrics": ("metric value", "metric values"), "tags": ("tag", "tags"),
-          "artifact": ("artifact", "artifacts"), "generator": ("generator model", "generator models"),
-          "status": ("run status", "run statuses")}
-
-
-def describe(counts: dict[str, int]) -> str:
-    """'1,234 metric values, 3 artifacts, the run status': what a count of outbox entries holds."""
-    parts = []
-    for kind, (one, many) in _NOUNS.items():
-        n = counts.get(kind, 0)
-        if n == 1 and kind in ("generator", "status"):
-            parts.append(f"the {one}")
-        elif n:
-            parts.append(f"{n:,} {one if n == 1 else many}")
-    return ", ".join(parts)
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-# ---------------------------------------------------------------------------------------------
 # Sending one item or entry; the same code for live items and for the outbox
 
 def _send_metrics(client: MlflowClient, entry: dict[str, Any], files: Path | None, model: Any) -> None:
@@ -400,13 +251,13 @@ class Drained:
     def summary(self) -> str:
         lines = []
         if self.sent:
-            lines.append(f"MLflow: sent {describe(self.sent)} from {_shown(self.outbox)}/ to {self.uri}")
+            lines.append(f"MLflow: sent {describe(self.sent)} from {shown(self.outbox)}/ to {self.uri}")
         for run_id, why in self.set_aside.items():
-            lines.append(f"MLflow: entries of run {run_id} set aside in {_shown(self.outbox / 'rejected')}/: {why}")
+            lines.append(f"MLflow: entries of run {run_id} set aside in {shown(self.outbox / 'rejected')}/: {why}")
         if self.left:
-            lines.append(f"MLflow: {self.left} entries for {self.uri} stay in {_shown(self.outbox)}/ "
+            lines.append(f"MLflow: {self.left} entries for {self.uri} stay in {shown(self.outbox)}/ "
                          f"({self.problem or 'not sent'})")
-        return "\n".join(lines) or f"MLflow: nothing in {_shown(self.outbox)}/ for {self.uri}"
+        return "\n".join(lines) or f"MLflow: nothing in {shown(self.outbox)}/ for {self.uri}"
 
 
 def drain(uri: str, outbox: Outbox, seconds: float | None = None, lock_wait: float = 0.0) -> Drained:
@@ -451,7 +302,7 @@ def _drain_locked(outbox: Outbox, done: Drained, deadline: float | None) -> None
             continue
         for path, _ in group:
             outbox.remove(path)
-        done.sent[entry["kind"]] += _amount(entry)
+        done.sent[entry["kind"]] += amount(entry)
 
 
 def _groups(entries: list[tuple[Path, dict[str, Any]]]) -> Iterator[list[tuple[Path, dict[str, Any]]]]:
@@ -628,7 +479,7 @@ class TrackedRun:
     def _enqueue(self, kind: str, payload: dict[str, Any], files: Path | None = None, model: Any = None) -> _Item:
         if self._report is not None:
             raise RuntimeError(f"MLflow run {self.run_id} is finished; log to it before finish()")
-        entry = {"seq": _next_seq(), "uri": self.uri, "run_id": self.run_id, "kind": kind, "made": time.time(),
+        entry = {"seq": next_seq(), "uri": self.uri, "run_id": self.run_id, "kind": kind, "made": time.time(),
                  **payload}
         item = _Item(entry, files, model)
         with self._cond:
@@ -679,7 +530,7 @@ class TrackedRun:
             self._down_since = time.time()
         self._next_probe = time.monotonic() + RETRY_SECONDS
         print(f"MLflow: the store {self.uri} did not take an item ({type(exc).__name__}: {one_line(exc, 300)}); "
-              f"keeping it and what follows in {_shown(self.outbox.root)}/ and retrying every "
+              f"keeping it and what follows in {shown(self.outbox.root)}/ and retrying every "
               f"{RETRY_SECONDS:g} s", flush=True)
 
     def _catch_up(self, now: bool = False) -> None:
@@ -714,7 +565,7 @@ class TrackedRun:
             item.state = "spooled"
         except OSError as exc:  # nowhere to keep it: counted and reported, training goes on
             item.state = "lost"
-            self._lost[item.entry["kind"]] += _amount(item.entry)
+            self._lost[item.entry["kind"]] += amount(item.entry)
             print(f"MLflow: could not keep an item in {self.outbox.root}: {one_line(exc, 160)}", file=sys.stderr)
         with self._cond:
             self._cond.notify_all()
@@ -755,18 +606,18 @@ class TrackedRun:
             self._close()
 
     def _summarize(self, stage: str) -> FinishReport:
-        pending = dict(_count(self.outbox.entries(self.uri), self.run_id))
-        rejected = dict(_count(self.outbox.rejected.entries(self.uri), self.run_id))
+        pending = dict(count_by_kind(self.outbox.entries(self.uri), self.run_id))
+        rejected = dict(count_by_kind(self.outbox.rejected.entries(self.uri), self.run_id))
         since = time.strftime("%H:%M:%S", time.localtime(self._down_since)) if self._down_since else None
         sentences = []
         if pending:
             how = f"was unreachable from {since}" if since else "was too slow to answer"
             sentences.append(f"the MLflow store {self.uri} {how}; not logged yet: {describe(pending)}; kept in "
-                             f"{_shown(self.outbox.root)}/ and sent by the next run that reaches the store, "
+                             f"{shown(self.outbox.root)}/ and sent by the next run that reaches the store, "
                              f"or now with {FLUSH_HINT}")
         if rejected:
             sentences.append(f"the store refused {describe(rejected)}; they are in "
-                             f"{_shown(self.outbox.rejected.root)}/ with the reason")
+                             f"{shown(self.outbox.rejected.root)}/ with the reason")
         if self._lost:
             sentences.append(f"lost (the outbox could not keep them): {describe(self._lost)}")
         message = f"{stage}: " + "; ".join(sentences) if sentences else ""
@@ -849,7 +700,7 @@ def main(argv: list[str] | None = None) -> int:
     for done in results:
         print(done.summary())
     if not results:
-        print(f"MLflow: nothing to send in {_shown(outbox.root)}/")
+        print(f"MLflow: nothing to send in {shown(outbox.root)}/")
     return 1 if any(done.left for done in results) else 0
 
 

@@ -19,15 +19,16 @@ from mlflow.tracking import MlflowClient
 from conftest import ROOT, stage_command
 from gan import tracking
 from gan.errors import UserError
+from gan.outbox import Outbox
 
 FAST = 0.05  # seconds: a call the training loop makes must return well within this
 
 
 @pytest.fixture(autouse=True)
-def outbox(tmp_path, monkeypatch) -> tracking.Outbox:
+def outbox(tmp_path, monkeypatch) -> Outbox:
     """Each test keeps what the store does not take in its own outbox, never in the repository's."""
     monkeypatch.setenv("GAN_MLFLOW_OUTBOX", str(tmp_path / "outbox"))
-    return tracking.Outbox(tmp_path / "outbox")
+    return Outbox(tmp_path / "outbox")
 
 
 class MovableStore:
@@ -346,7 +347,7 @@ def server(tmp_path, monkeypatch):
         running.kill()
 
 
-def _flush_command(outbox: tracking.Outbox) -> subprocess.CompletedProcess:
+def _flush_command(outbox: Outbox) -> subprocess.CompletedProcess:
     env = {**os.environ, "GAN_MLFLOW_OUTBOX": str(outbox.root)}
     return subprocess.run([sys.executable, "-m", "gan.tracking", "flush"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=600)
