@@ -20,7 +20,9 @@ from typing import Any, Iterable, Iterator
 
 
 def repo_root() -> Path:
+    """The main repository: DVC_ROOT (set by DVC, also in a queued experiment's temp copy), else here."""
     return Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
+
 
 _seq_lock = threading.Lock()
 _last_seq = [0]
