@@ -26,9 +26,17 @@ from tqdm import tqdm
 class Reporter:
     columns = ("loss_d", "loss_g", "d_real", "d_fake")
 
-    def __init__(self, history_path: Path, run: Any, history: list[list[float]], total: int, start: int):
-        """`history` is the run's rows so far (from the checkpoint); the file is rewritten from it."""
+    def __init__(self, history_path: Path, run: Any, history: list[list[float]], total: int, start: int,
+                 logged_through: int = 0):
+        """`history` is the run's rows so far (from the checkpoint); the file is rewritten from it.
+
+        `logged_through` is the last step the MLflow run already holds (a resumed run). The store gets
+        every step exactly once: the rows of `history` after it (queued but not sent when the process
+        died), then the new ones, never again the ones it holds, which a bit-exact resume recomputes
+        with the same values.
+        """
         self.history_path = history_path
+        self.logged_through = logged_through
         self.run = run
         self.history = history
         self.pending: list[tuple[int, dict[str, torch.Tensor]]] = []
@@ -36,7 +44,8 @@ class Reporter:
         write_tsv(history_path, self.columns, history)
         self.bar = tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True,
                         mininterval=1.0, disable=total == 0)
-        self._queue: queue.Queue[list[list[float]] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[list[list[float]], bool] | None] = queue.Queue()
+        self._queue.put(([r for r in history if r[0] > logged_through], False))  # to the store only
         self._error: BaseException | None = None
         self.store_failures = 0  # log_metrics calls that raised; the history file has those rows
         self._writer = threading.Thread(target=self._write_loop, name="reporter", daemon=True)
@@ -56,7 +65,7 @@ class Reporter:
         rows = [[float(step), *values] for (step, _), values in zip(self.pending, numbers)]
         self.pending.clear()
         self.history.extend(rows)
-        self._queue.put(rows)
+        self._queue.put((rows, True))
         last = dict(zip(self.columns, rows[-1][1:]))
         self.bar.set_postfix({"loss_d": f"{last['loss_d']:.3f}", "loss_g": f"{last['loss_g']:.3f}",
                               "D(x)": f"{last['d_real']:.2f}", "D(G(z))": f"{last['d_fake']:.2f}"},
@@ -74,16 +83,21 @@ class Reporter:
             raise self._error
 
     def _write_loop(self) -> None:
-        while (rows := self._queue.get()) is not None:
+        while (item := self._queue.get()) is not None:
+            rows, to_file = item
             if self._error is not None:
                 continue
             try:
-                append_tsv(self.history_path, rows)
+                if to_file:
+                    append_tsv(self.history_path, rows)
             except BaseException as exc:  # the plots file is an output: surfaced at the next flush
                 self._error = exc
                 continue
+            unsent = [(int(r[0]), dict(zip(self.columns, r[1:]))) for r in rows if r[0] > self.logged_through]
+            if not unsent:
+                continue
             try:
-                self.run.log_metrics([(int(r[0]), dict(zip(self.columns, r[1:]))) for r in rows])
+                self.run.log_metrics(unsent)
             except Exception as exc:  # the store is not an output: its trouble must never stop training
                 self._store_warning(exc)
 

@@ -402,6 +402,11 @@ class TrackedRun:
         for i in range(0, len(new), 100):
             _retry(lambda chunk=new[i:i + 100]: self.client.log_batch(self.run_id, params=chunk))
 
+    def last_step(self, key: str) -> int:
+        """The last step of metric `key` the store holds (0: none); read once, before training goes on."""
+        history = _retry(lambda: self.client.get_metric_history(self.run_id, key))
+        return max((m.step for m in history), default=0)
+
     def conflicts(self, params: dict[str, Any]) -> list[str]:
         logged = _retry(lambda: self.client.get_run(self.run_id)).data.params
         return [k for k, v in params.items() if k in logged and logged[k] != _param_text(v)]

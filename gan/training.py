@@ -263,7 +263,8 @@ def _conditional_classes(cfg: Config, meta: dict[str, Any]) -> int:
 def _loop(state: State, cfg: Config, plan: Plan, paths: TrainPaths, ckpt: Path, run_fp: dict[str, Any],
           batches: Batches, run: tracking.TrackedRun) -> dict[str, Any]:
     t = cfg.train
-    reporter = Reporter(paths.history, run, state.history, total=t.steps, start=state.step)
+    logged = run.last_step(Reporter.columns[0]) if state.history else 0  # a resumed run: what MLflow holds
+    reporter = Reporter(paths.history, run, state.history, total=t.steps, start=state.step, logged_through=logged)
     scorer = TrainingScore(cfg, paths, state, run) if t.eval_every else None
     if scorer is None:
         write_tsv(paths.eval_history, [], [])  # a DVC plots output even when no score is taken

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from mlflow.tracking import MlflowClient
 
 from conftest import make_run_dir as make_shared_run_dir, stage_command, write_params
 from gan import checkpoint
@@ -135,6 +137,13 @@ def test_a_killed_run_resumes_and_ends_bit_identical_to_an_uninterrupted_one(tmp
         assert (straight / "reports/train" / report).read_text() == (crashed / "reports/train" / report).read_text()
     scores = (straight / "reports/train/eval.tsv").read_text().splitlines()
     assert scores[0] == "step\tmodes_captured_200\thigh_quality_pct_200\treverse_kl_200" and len(scores) == 8
+    # MLflow holds every step of the resumed run once, with the values of the uninterrupted run
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    curves = [client.get_metric_history(json.loads((d / "reports/train/run.json").read_text())["run_id"], "loss_d")
+              for d in (straight, crashed)]
+    steps = [sorted(m.step for m in curve) for curve in curves]
+    assert steps[0] == steps[1] == list(range(1, RESUME_PARAMS["train"]["steps"] + 1))
+    assert sorted((m.step, m.value) for m in curves[0]) == sorted((m.step, m.value) for m in curves[1])
 
 
 def test_a_checkpoint_of_other_params_is_not_resumed(tmp_path):
