@@ -21,7 +21,7 @@ from gan.errors import UserError, one_line
 
 
 def _param(default: Any, check: Callable[[Any], bool] | None = None, rule: str = "",
-           choices: str | tuple[str, ...] | None = None, doc: str = "") -> Any:
+           choices: tuple[str, ...] | None = None, doc: str = "") -> Any:
     """A dataclass field with its validation rule.
 
     ``choices`` is the allowed names, from gan.catalog: the light registry of names, so that
@@ -196,9 +196,8 @@ class _Reader:
 
     def value(self, f: dataclasses.Field, kind: Any, raw: Any, where: str) -> Any:
         value = self.coerce(kind, raw, where)
-        choices = f.metadata.get("choices")
-        if choices is not None:
-            allowed = choices
+        allowed = f.metadata.get("choices")
+        if allowed is not None:
             for i, item in enumerate(value if isinstance(value, tuple) else (value,)):
                 if item not in allowed:
                     at = f"{where}[{i}]" if isinstance(value, tuple) else where

@@ -352,6 +352,13 @@ def prepare(cfg: Config, out_dir: Path) -> dict:
     return meta
 
 
+def is_npz(path: Path) -> bool:
+    """Whether `path` starts like a zip (an .npz) archive. Check before np.load, which takes any other
+    bytes for a pickle and says so, as if allowing pickles were the fix."""
+    with open(path, "rb") as handle:
+        return handle.read(4) == b"PK\x03\x04"
+
+
 def load_prepared(directory: Path) -> Prepared:
     """Read what `prepare` wrote; a missing, damaged or changed directory is a UserError.
 
@@ -367,10 +374,9 @@ def load_prepared(directory: Path) -> Prepared:
     try:
         meta = json.loads((directory / "meta.json").read_text())
         recorded = meta["sha256"]  # a TypeError when meta.json holds no object
-        for name in ("train.npz", "test.npz"):  # else numpy takes any other bytes for a pickle and says so
-            with open(directory / name, "rb") as handle:
-                if handle.read(4) != b"PK\x03\x04":
-                    raise ValueError(f"{name} is not an .npz archive")
+        for name in ("train.npz", "test.npz"):
+            if not is_npz(directory / name):
+                raise ValueError(f"{name} is not an .npz archive")
         with np.load(directory / "train.npz") as train, np.load(directory / "test.npz") as test:
             arrays = [train["x"], train["y"] if "y" in train.files else None,
                       test["x"], test["y"] if "y" in test.files else None]

@@ -19,7 +19,7 @@ import torch
 
 from gan import tracking
 from gan.config import Config
-from gan.data import load_prepared
+from gan.data import is_npz, load_prepared
 from gan.errors import UserError, one_line
 from gan.features import Evaluator, load_evaluator
 from gan.generation import draw_samples
@@ -49,9 +49,8 @@ def load_samples(path: Path, count: int, meta: dict[str, Any]) -> tuple[np.ndarr
     if not path.is_file():
         raise UserError(f"{path}: no generated samples; run `dvc repro generate` first")
     try:
-        with open(path, "rb") as handle:  # else numpy takes any other bytes for a pickle and says so
-            if handle.read(4) != b"PK\x03\x04":
-                raise ValueError("not an .npz archive")
+        if not is_npz(path):
+            raise ValueError("not an .npz archive")
         with np.load(path) as saved:
             samples = saved["x"]
             labels = saved["y"] if "y" in saved.files else None
@@ -111,7 +110,7 @@ def evaluate(cfg: Config, paths: EvaluatePaths) -> dict[str, float]:
     generator = load_generator(paths.generator, device)  # for the classes it takes, and for repeats
     names, skipped = _plan(cfg, meta, reference, int(generator[1].get("num_classes", 0)) > 0)
     extractors = Extractors(cfg, evaluator, reference, device)
-    rounds = [_score(cfg, names, extractors, _samples(cfg, paths, generator, r, device), r)
+    rounds = [_score(cfg, names, extractors, _samples(cfg, paths, meta, generator, r, device), r)
               for r in range(cfg.evaluate.repeats)]
     metrics, per_class = _combine(rounds)
     protocol = _protocol(cfg, names, skipped, meta, evaluator, reference)
@@ -143,12 +142,11 @@ def _plan(cfg: Config, meta: dict[str, Any], reference: dict[str, Any],
     return names, skipped
 
 
-def _samples(cfg: Config, paths: EvaluatePaths, generator: tuple[torch.nn.Module, dict[str, Any]], repeat: int,
+def _samples(cfg: Config, paths: EvaluatePaths, meta: dict[str, Any],
+             generator: tuple[torch.nn.Module, dict[str, Any]], repeat: int,
              device: torch.device) -> tuple[np.ndarray, np.ndarray | None]:
     """Repeat 0 scores generate's samples; repeat r draws anew from G with seed + r."""
     if repeat == 0:
-        # meta.json as evaluate() read and checked it moments ago; reading it again keeps this signature
-        meta = json.loads((paths.prepared / "meta.json").read_text())
         return load_samples(paths.samples, cfg.evaluate.num_samples, meta)
     make_deterministic(cfg.seed + repeat, device)
     return draw_samples(*generator, cfg.evaluate.num_samples, cfg.seed + repeat, cfg.evaluate.batch_size,

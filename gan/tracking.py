@@ -397,10 +397,13 @@ class TrackedRun:
         """
         from mlflow.entities import Param
 
-        logged = _retry(lambda: self.client.get_run(self.run_id)).data.params
+        logged = self._logged_params()
         new = [Param(k, _param_text(v)) for k, v in params.items() if k not in logged]
         for i in range(0, len(new), 100):
             _retry(lambda chunk=new[i:i + 100]: self.client.log_batch(self.run_id, params=chunk))
+
+    def _logged_params(self) -> dict[str, str]:
+        return _retry(lambda: self.client.get_run(self.run_id)).data.params
 
     def last_step(self, key: str) -> int:
         """The last step of metric `key` the store holds (0: none); read once, before training goes on."""
@@ -408,7 +411,7 @@ class TrackedRun:
         return max((m.step for m in history), default=0)
 
     def conflicts(self, params: dict[str, Any]) -> list[str]:
-        logged = _retry(lambda: self.client.get_run(self.run_id)).data.params
+        logged = self._logged_params()
         return [k for k, v in params.items() if k in logged and logged[k] != _param_text(v)]
 
     def log_metrics(self, rows: Iterable[tuple[int, dict[str, float]]]) -> None:

@@ -215,7 +215,6 @@ def try_resume(state: State, ckpt: Path, run_fp: dict[str, Any]) -> bool:
 
 def train(cfg: Config, paths: TrainPaths) -> dict[str, Any]:
     """Train G and D as params.yaml says, resuming from a matching checkpoint; returns a summary."""
-    tracking.check_store()  # an unreachable store is reported in seconds, before any work
     prepared = load_prepared(paths.prepared)
     device = resolve_device(cfg.train.device)
     meta = prepared.meta

@@ -175,15 +175,20 @@ def _log_through_an_outage(run: tracking.TrackedRun, source: Path, steps: range)
     return seconds
 
 
-def test_a_store_that_goes_away_never_stalls_the_caller_and_everything_is_sent_in_order_later(
-        store, outbox, tmp_path):
-    run = tracking.start_run("outage", {})
+def _run_through_an_outage(name: str, go_away, source: Path, steps: range) -> tuple[tracking.TrackedRun, list[float]]:
+    """A run whose step 0 reached the store, then `go_away()`, then `_log_through_an_outage`."""
+    run = tracking.start_run(name, {})
     run.log_metrics([(0, {"loss": 0.0})])
     assert run.wait(60)
-    store.take_away()
-    source = tmp_path / "source"
+    go_away()
     source.mkdir()
-    seconds = _log_through_an_outage(run, source, range(1, 101))
+    return run, _log_through_an_outage(run, source, steps)
+
+
+def test_a_store_that_goes_away_never_stalls_the_caller_and_everything_is_sent_in_order_later(
+        store, outbox, tmp_path):
+    source = tmp_path / "source"
+    run, seconds = _run_through_an_outage("outage", store.take_away, source, range(1, 101))
     assert max(seconds) < FAST, f"a call waited {max(seconds):.3f} s on a store that is gone"
     report = run.finish()
     assert report.not_logged == {"metrics": 100, "artifact": 20, "tags": 10, "status": 1}
@@ -356,13 +361,7 @@ def _flush_command(outbox: Outbox) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_nothing_waits_on_a_killed_server_and_flush_sends_everything_once_it_is_back(server, outbox, tmp_path):
     server.start()
-    run = tracking.start_run("killed", {})
-    run.log_metrics([(0, {"loss": 0.0})])
-    assert run.wait(60)
-    server.kill()
-    source = tmp_path / "source"
-    source.mkdir()
-    seconds = _log_through_an_outage(run, source, range(1, 301))
+    run, seconds = _run_through_an_outage("killed", server.kill, tmp_path / "source", range(1, 301))
     print(f"with the server down: log calls took at most {1000 * max(seconds):.2f} ms, "
           f"median {1000 * sorted(seconds)[len(seconds) // 2]:.3f} ms")
     assert max(seconds) < FAST
