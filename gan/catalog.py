@@ -29,11 +29,18 @@ class ArchitectureSpec:
     data_kinds: tuple[str, ...]  # "images", "points"
     image_sizes: tuple[int, ...] = ()  # empty: any size
     d_batch_norm: bool = False  # D normalises over the batch unless model.spectral_norm is on
+    options: tuple[str, ...] = ()  # the keys of MODEL_OPTIONS this architecture reads
 
+
+# model.* keys that only some architectures read; each architecture's builder takes them as keywords
+MODEL_OPTIONS: tuple[str, ...] = ("depth", "d_depth", "d_width", "g_norm", "d_activation", "upsample")
+G_NORMS: tuple[str, ...] = ("batch", "none")
+D_ACTIVATIONS: tuple[str, ...] = ("maxout", "leaky_relu")
+UPSAMPLES: tuple[str, ...] = ("transposed", "nearest")
 
 ARCHITECTURES: dict[str, ArchitectureSpec] = {
-    "mlp": ArchitectureSpec(("points", "images")),
-    "dcgan": ArchitectureSpec(("images",), (28, 32, 64), d_batch_norm=True),
+    "mlp": ArchitectureSpec(("points", "images"), options=("depth", "d_depth", "d_width", "g_norm", "d_activation")),
+    "dcgan": ArchitectureSpec(("images",), (28, 32, 64), d_batch_norm=True, options=("upsample",)),
     "resnet": ArchitectureSpec(("images",), (32,)),
 }
 

@@ -63,6 +63,18 @@ class ModelConfig:
     width: int = _param(64, _positive, "> 0", doc="base channels (DCGAN, ResNet) or hidden units (MLP)")
     conditional: bool = _param(False, doc="class-conditional G (conditional BN / embedding) and projection D")
     spectral_norm: bool = _param(False, doc="spectral normalisation of every D weight (Miyato et al. 2018)")
+    depth: int = _param(4, _positive, "> 0", doc="MLP: hidden layers of G")
+    d_depth: int = _param(3, _positive, "> 0", doc="MLP: hidden layers of D")
+    d_width: int = _param(0, _non_negative, ">= 0", doc="MLP: hidden units of D; 0: model.width")
+    g_norm: str = _param("batch", choices=catalog.G_NORMS, doc="MLP: normalisation of G's hidden layers")
+    d_activation: str = _param("maxout", choices=catalog.D_ACTIVATIONS,
+                               doc="MLP: D's hidden layers, maxout (5 pieces) or LeakyReLU(0.2)")
+    upsample: str = _param("transposed", choices=catalog.UPSAMPLES,
+                           doc="DCGAN: G's 2x upsampling, transposed conv or nearest + 3x3 conv")
+
+    def options(self) -> dict[str, Any]:
+        """The architecture-specific keys model.arch reads, for gan.models.build."""
+        return {k: getattr(self, k) for k in catalog.ARCHITECTURES[self.arch].options}
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,9 @@ class TrainConfig:
     lr_d: float = _param(2e-4, _positive, "> 0")
     betas_g: tuple[float, float] = _param((0.5, 0.999), _betas, "two numbers in [0, 1)")
     betas_d: tuple[float, float] = _param((0.5, 0.999), _betas, "two numbers in [0, 1)")
+    lr_decay_start: float = _param(1.0, lambda x: 0.0 <= x <= 1.0, "in [0, 1]",
+                                   doc="share of train.steps after which both learning rates fall linearly "
+                                       "to 0 at the last step; 1: constant")
     d_steps: int = _param(1, _positive, "> 0", doc="D updates for each G update")
     gp_weight: float = _param(10.0, _non_negative, ">= 0", doc="λ of the WGAN-GP gradient penalty (loss: wasserstein)")
     r1_weight: float = _param(0.0, _non_negative, ">= 0", doc="γ of the R1 penalty on reals; 0: off")
@@ -244,6 +259,12 @@ def _cross_check(cfg: Config, fail: Callable[[str], typing.NoReturn]) -> None:
         sizes = ", ".join(map(str, arch.image_sizes))
         fail(f"data.image_size must be one of {sizes} for model.arch={cfg.model.arch}, "
              f"got {cfg.data.image_size}")
+    defaults = ModelConfig()
+    for key in catalog.MODEL_OPTIONS:
+        if key not in arch.options and getattr(cfg.model, key) != getattr(defaults, key):
+            readers = [n for n, a in catalog.ARCHITECTURES.items() if key in a.options]
+            fail(f"model.{key} applies to model.arch={' or '.join(readers)}, not {cfg.model.arch}; "
+                 f"remove it or set model.arch: {readers[0]}")
     t = cfg.train
     if t.loss in catalog.GRADIENT_PENALTY_LOSSES and arch.d_batch_norm and not cfg.model.spectral_norm:
         fail(f"train.loss={t.loss} adds a per-sample gradient penalty, which batch norm in the D of "

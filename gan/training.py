@@ -13,8 +13,9 @@ import json
 import shutil
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -120,8 +121,8 @@ class State:
 
     @property
     def sampler(self) -> nn.Module:
-        """The generator to draw pictures and scores from: the EMA one when it is on."""
-        return self.ema.model if self.ema else self.generator
+        """The generator to draw pictures and scores from: the EMA one (with its own BN statistics) when on."""
+        return self.ema.sampler() if self.ema else self.generator
 
     def sample(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """G(z) in eval mode (batch-independent), leaving the trained G in train mode."""
@@ -138,7 +139,7 @@ def build_state(cfg: Config, data_shape: tuple[int, ...], device: torch.device, 
     t = cfg.train
     generator, discriminator = models.build(cfg.model.arch, data_shape, cfg.model.latent_dim, cfg.model.width,
                                             num_classes=num_classes, pack=t.pack,
-                                            spectral_norm=cfg.model.spectral_norm)
+                                            spectral_norm=cfg.model.spectral_norm, options=cfg.model.options())
     layout = torch.channels_last if cuda_fast_path(cfg, device) else torch.contiguous_format  # 4-D weights only
     generator.to(device, memory_format=layout).train()
     discriminator.to(device, memory_format=layout).train()
@@ -151,10 +152,25 @@ def build_state(cfg: Config, data_shape: tuple[int, ...], device: torch.device, 
     if num_classes:
         fixed_y = (sampling.class_rows(num_classes, rows, device) if images
                    else sampling.balanced_labels(count, num_classes, device))
-    ema = EMA(generator, t.ema_half_life_images, t.batch_size) if t.ema_half_life_images else None
+    ema = None
+    if t.ema_half_life_images:
+        ema = EMA(generator, t.ema_half_life_images, t.batch_size,
+                  calibration=partial(standing_inputs, cfg, num_classes, device))
     return State(generator, discriminator, opt_g, opt_d, generator_for(cfg.seed, "batches"),
                  generator_for(cfg.seed, "noise", device), generator_for(cfg.seed, "augment"),
                  generator_for(cfg.seed, "penalty", device), fixed_z, fixed_y, ema)
+
+
+STANDING_BATCHES = 16  # forward passes behind the EMA generator's batch-norm statistics
+
+
+def standing_inputs(cfg: Config, num_classes: int, device: torch.device) -> Iterator[tuple[torch.Tensor, Any]]:
+    """The latents (and classes) the EMA generator's BN statistics are computed on: the same every time."""
+    rng = generator_for(cfg.seed, "standing-statistics", device)
+    for _ in range(STANDING_BATCHES):
+        z = sampling.noise(cfg.train.batch_size, cfg.model.latent_dim, rng, device)
+        y = torch.randint(num_classes, (cfg.train.batch_size,), generator=rng, device=device) if num_classes else None
+        yield z, y
 
 
 class Batches:

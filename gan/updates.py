@@ -37,6 +37,17 @@ class Plan:
     r1_interval: int
     autocast: Callable[[], ContextManager[Any]]
     channels_last: bool
+    lr_g: float = 0.0
+    lr_d: float = 0.0
+    total_steps: int = 0
+    decay_start: float = 1.0  # share of total_steps after which both learning rates fall linearly to 0
+
+    def lr_factor(self, step: int) -> float:
+        """The share of the base learning rates for update number step + 1 (1 until the decay starts)."""
+        start = self.decay_start * self.total_steps
+        if step < start or self.total_steps <= start:
+            return 1.0
+        return (self.total_steps - step) / (self.total_steps - start)
 
     def d_view(self, x: Tensor) -> Tensor:
         """What D is shown: augmented (same policy for reals and fakes, in both steps), then packed."""
@@ -63,7 +74,8 @@ def make_plan(cfg: Any, num_classes: int, augment: DiffAugment | None, device: t
     fast = cuda_fast_path(cfg, device)
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if fast else nullcontext
     return Plan(loss, t.batch_size, cfg.model.latent_dim, t.d_steps, num_classes, augment, t.pack,
-                t.gp_weight if loss.uses_gradient_penalty else 0.0, t.r1_weight, t.r1_interval, autocast, fast)
+                t.gp_weight if loss.uses_gradient_penalty else 0.0, t.r1_weight, t.r1_interval, autocast, fast,
+                t.lr_g, t.lr_d, t.steps, t.lr_decay_start)
 
 
 def fake_labels(plan: Plan, state: "State") -> Tensor | None:
@@ -130,6 +142,11 @@ def g_update(state: "State", plan: Plan) -> dict[str, Tensor]:
 
 def train_step(state: "State", plan: Plan, batches: "Batches") -> dict[str, Tensor]:
     """d_steps D updates, lazy R1 when due, one G update. Returns detached scalars, still on the device."""
+    if plan.decay_start < 1.0:  # from the step alone, so a resumed run continues the same schedule
+        factor = plan.lr_factor(state.step)
+        for optimizer, lr in ((state.opt_g, plan.lr_g), (state.opt_d, plan.lr_d)):
+            for group in optimizer.param_groups:
+                group["lr"] = lr * factor
     d_stats = [d_update(state, plan, *batches.draw(plan.batch_size)) for _ in range(plan.d_steps)]
     stats = {k: torch.stack([s[k] for s in d_stats]).mean() for k in d_stats[0]}
     if plan.r1_weight and state.step % plan.r1_interval == 0:

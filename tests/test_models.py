@@ -10,6 +10,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from gan import models, stabilizers
+from gan.models import mlp
+from gan.config import ModelConfig
 from gan.models.conditional import ConditionalBatchNorm2d
 
 LATENT = 16
@@ -180,7 +182,7 @@ def test_resnet_has_the_sngan_channel_widths():
 
 
 def fake_cfg(arch: str, conditional: bool) -> SimpleNamespace:
-    return SimpleNamespace(model=SimpleNamespace(arch=arch, latent_dim=LATENT, width=WIDTH, conditional=conditional))
+    return SimpleNamespace(model=ModelConfig(arch=arch, latent_dim=LATENT, width=WIDTH, conditional=conditional))
 
 
 def data_meta(shape: tuple[int, ...]) -> dict:
@@ -216,3 +218,62 @@ def test_saving_a_generator_that_disagrees_with_the_config_fails():
     generator, _ = models.build("dcgan", (32, 32, 3), LATENT, WIDTH)
     with pytest.raises(ValueError, match="num_classes"):
         models.save_generator(generator, fake_cfg("dcgan", True), data_meta((32, 32, 3)), 1, None)
+
+
+def test_the_mlp_is_pacgans_2d_architecture_by_default():
+    generator, discriminator = models.build("mlp", (2,), 2, 400, options={"d_width": 200})
+    linears = [m for m in generator.net if isinstance(m, nn.Linear)]
+    assert [m.out_features for m in linears] == [400] * 4 + [2]
+    assert sum(isinstance(m, nn.BatchNorm1d) for m in generator.modules()) == 4
+    maxouts = [m for m in discriminator.modules() if isinstance(m, mlp.Maxout)]
+    assert [(m.out_features, m.pieces) for m in maxouts] == [(200, 5)] * 3
+    x = torch.randn(7, 2)
+    torch.testing.assert_close(maxouts[0](x), maxouts[0].linear(x).view(7, 200, 5).amax(2))
+
+
+def test_mlp_options_give_the_plain_pair():
+    generator, discriminator = models.build("mlp", (2,), 2, 32, options={
+        "depth": 2, "d_depth": 1, "d_width": 0, "g_norm": "none", "d_activation": "leaky_relu"})
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in generator.modules())
+    assert sum(isinstance(m, nn.Linear) for m in generator.modules()) == 3
+    assert not any(isinstance(m, mlp.Maxout) for m in discriminator.modules())
+    assert sum(isinstance(m, nn.LeakyReLU) for m in discriminator.modules()) == 1
+
+
+def test_nearest_upsampling_replaces_every_transposed_conv_by_resize_convolution():
+    for size in (28, 32, 64):
+        generator, _ = models.build("dcgan", (size, size, 1), LATENT, 8, options={"upsample": "nearest"})
+        assert not any(isinstance(m, nn.ConvTranspose2d) for m in generator.modules())
+        assert sum(isinstance(m, nn.Upsample) for m in generator.modules()) == {28: 2, 32: 3, 64: 4}[size]
+        assert generator(torch.randn(3, LATENT)).shape == (3, 1, size, size)
+    transposed, _ = models.build("dcgan", (28, 28, 1), LATENT, 8)
+    assert sum(isinstance(m, nn.ConvTranspose2d) for m in transposed.modules()) == 2
+
+
+def test_an_option_the_architecture_does_not_read_is_refused():
+    with pytest.raises(ValueError, match="does not read upsample"):
+        models.build("mlp", (2,), 2, 8, options={"upsample": "nearest"})
+
+
+def test_the_saved_generator_remembers_its_options(tmp_path):
+    cfg = SimpleNamespace(model=ModelConfig(arch="mlp", latent_dim=2, width=8, depth=2, g_norm="none"))
+    generator, _ = models.build("mlp", (2,), 2, 8, options=cfg.model.options())
+    models.save_generator(generator, cfg, {**data_meta((2,)), "kind": "points"}, 1, tmp_path / "g.pt")
+    loaded, saved = models.load_generator(tmp_path / "g.pt")
+    assert saved["options"]["depth"] == 2 and saved["options"]["g_norm"] == "none"
+    z = torch.randn(5, 2)
+    torch.testing.assert_close(loaded(z), generator.eval()(z))
+
+
+def test_a_generator_file_from_before_model_options_loads_as_the_old_mlp(tmp_path):
+    old_options = {"depth": 3, "d_depth": 3, "g_norm": "none", "d_activation": "leaky_relu"}
+    cfg = SimpleNamespace(model=ModelConfig(arch="mlp", latent_dim=2, width=8, **old_options))
+    generator, _ = models.build("mlp", (2,), 2, 8, options=cfg.model.options())
+    path = tmp_path / "g.pt"
+    models.save_generator(generator, cfg, {**data_meta((2,)), "kind": "points"}, 1, path)
+    old = torch.load(path, weights_only=True)
+    del old["options"]
+    torch.save(old, path)
+    loaded, _ = models.load_generator(path)
+    z = torch.randn(5, 2)
+    torch.testing.assert_close(loaded(z), generator.eval()(z))

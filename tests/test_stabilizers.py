@@ -156,3 +156,52 @@ def test_unpack_inverts_pack_for_images_and_points():
     for x in (images, points):
         for degree in (1, 2, 4):
             assert torch.equal(unpack(pack(x, degree), degree), x)
+
+
+def bn_generator() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+
+
+def calibration_batches() -> list[tuple[torch.Tensor, None]]:
+    rng = torch.Generator().manual_seed(5)
+    return [(torch.randn(32, 2, generator=rng), None) for _ in range(4)]
+
+
+def test_the_ema_sampler_has_batch_norm_statistics_of_its_own_weights():
+    g = bn_generator()
+    ema = EMA(g, half_life_images=64, batch_size=32, calibration=calibration_batches)
+    opt = torch.optim.SGD(g.parameters(), lr=0.5)
+    for _ in range(5):  # G moves away from the average; its BN buffers follow G
+        opt.zero_grad()
+        g(torch.randn(32, 2)).square().mean().backward()
+        opt.step()
+        ema.update(g)
+    sampler = ema.sampler()
+    with torch.no_grad():
+        hidden = torch.cat([sampler[0](z) for z, _ in calibration_batches()])  # (128, 8): what BN sees
+    torch.testing.assert_close(sampler[1].running_mean, hidden.mean(0))
+    batch_vars = torch.stack([h.var(0, unbiased=True) for h in hidden.split(32)])  # torch's running_var: unbiased
+    torch.testing.assert_close(sampler[1].running_var, batch_vars.mean(0))
+    assert not sampler.training and sampler[1].momentum == 0.1  # left in eval mode, momentum restored
+    assert not torch.allclose(sampler[1].running_mean, g[1].running_mean)
+
+
+def test_the_ema_sampler_recalibrates_only_after_an_update():
+    g = bn_generator()
+    calls = []
+
+    def counted():
+        calls.append(1)
+        return calibration_batches()
+
+    ema = EMA(g, half_life_images=64, batch_size=32, calibration=counted)
+    ema.sampler()
+    ema.sampler()
+    assert len(calls) == 1
+    ema.update(g)
+    ema.sampler()
+    assert len(calls) == 2
+    ema.load_state_dict(ema.state_dict())
+    ema.sampler()
+    assert len(calls) == 3

@@ -324,3 +324,18 @@ def test_the_ema_generator_is_the_one_sampled():
     assert state.sampler is state.ema.model and state.sampler is not state.generator
     trained = dict(state.generator.named_parameters())
     assert any(not torch.equal(p, trained[n]) for n, p in state.ema.model.named_parameters())
+
+
+def test_learning_rates_fall_linearly_to_zero_after_the_decay_start():
+    cfg = parse_params({"data": {"name": "grid25"}, "model": {"arch": "mlp", "width": 8, "latent_dim": 2},
+                        "train": {"steps": 8, "batch_size": 8, "lr_g": 0.004, "lr_d": 0.002,
+                                  "lr_decay_start": 0.5}})
+    state = build_state(cfg, (2,), torch.device("cpu"))
+    plan = make_plan(cfg, 0, None, torch.device("cpu"))
+    batches = Batches(*fake_data((2,)), torch.device("cpu"), state.index_rng)
+    seen = []
+    for _ in range(8):
+        train_step(state, plan, batches)
+        seen += [state.opt_g.param_groups[0]["lr"], state.opt_d.param_groups[0]["lr"]]
+    factors = [1, 1, 1, 1, 1, 0.75, 0.5, 0.25]  # updates 5..8 run at (8 - step) / 4 of the base rates
+    assert seen == pytest.approx([x for f in factors for x in (0.004 * f, 0.002 * f)])

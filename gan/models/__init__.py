@@ -22,7 +22,7 @@ from gan.models import dcgan, mlp, resnet
 
 @dataclass(frozen=True)
 class Architecture:
-    # (data_shape, latent_dim, width, *, num_classes, pack, spectral_norm) -> (G, D)
+    # (data_shape, latent_dim, width, *, num_classes, pack, spectral_norm, **spec.options) -> (G, D)
     build: Callable[..., tuple[nn.Module, nn.Module]]
     about: str
     spec: catalog.ArchitectureSpec  # what params validation knows: data kinds, image sizes, D's batch norm
@@ -36,14 +36,24 @@ ARCHITECTURES: dict[str, Architecture] = {
 }
 
 
+# what generators saved before model options existed were built with
+_LEGACY_OPTIONS: dict[str, dict[str, Any]] = {
+    "mlp": {"depth": 3, "d_depth": 3, "g_norm": "none", "d_activation": "leaky_relu"},
+    "dcgan": {"upsample": "transposed"},
+}
+
+
 def build(arch: str, data_shape: tuple[int, ...], latent_dim: int, width: int, *, num_classes: int = 0,
-          pack: int = 1, spectral_norm: bool = False) -> tuple[nn.Module, nn.Module]:
+          pack: int = 1, spectral_norm: bool = False, options: dict[str, Any] | None = None
+          ) -> tuple[nn.Module, nn.Module]:
     """Build (generator, discriminator) for samples of `data_shape`: (2,) or (H, W, C).
 
     num_classes > 0: G(z, y) and D(x, y) are class-conditional. pack > 1: D reads `pack`
     samples stacked on channels (features for points) and gives one score per stack; the
     trainer stacks them with gan.stabilizers.pack. spectral_norm: every weight of D is
-    spectrally normalised (Miyato et al. 2018), and D is built without batch norm.
+    spectrally normalised (Miyato et al. 2018), and D is built without batch norm. options: the
+    architecture's own keys (ModelConfig.options(), e.g. the MLP's depth or DCGAN's upsample);
+    any it does not read is an error.
     """
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
@@ -53,8 +63,13 @@ def build(arch: str, data_shape: tuple[int, ...], latent_dim: int, width: int, *
     if num_classes and pack > 1:
         raise ValueError(f"a packed D (pack={pack}) cannot be conditional (num_classes={num_classes}): "
                          f"the samples of one pack carry different labels; use pack: 1 or an unconditional model")
+    options = dict(options or {})
+    unknown = set(options) - set(spec.spec.options)
+    if unknown:
+        raise ValueError(f"model.arch={arch} does not read {', '.join(sorted(unknown))}; it reads "
+                         f"{', '.join(spec.spec.options) or 'no options'}")
     generator, discriminator = spec.build(tuple(data_shape), latent_dim, width, num_classes=num_classes,
-                                          pack=pack, spectral_norm=spectral_norm)
+                                          pack=pack, spectral_norm=spectral_norm, **options)
     if spectral_norm:
         stabilizers.apply_spectral_norm(discriminator)
     return generator, discriminator
@@ -69,7 +84,8 @@ def save_generator(generator: nn.Module, cfg: Any, data_meta: dict[str, Any], st
     checkpoint.save_atomic({
         "version": checkpoint.FORMAT_VERSION, "kind": "generator", "arch": cfg.model.arch,
         "data_shape": list(data_meta["shape"]), "latent_dim": cfg.model.latent_dim, "width": cfg.model.width,
-        "num_classes": num_classes, "state_dict": generator.state_dict(), "step": step,
+        "num_classes": num_classes, "options": cfg.model.options(), "state_dict": generator.state_dict(),
+        "step": step,
         "data_sha256": data_meta["sha256"], "data_kind": data_meta["kind"],
     }, path)
 
@@ -78,7 +94,8 @@ def load_generator(path: Path, device: torch.device | str = "cpu") -> tuple[nn.M
     """The trained generator, in eval mode, and its metadata (files from before conditioning: unconditional)."""
     saved = checkpoint.load(path, "generator", "run `dvc repro train` to write it")
     saved.setdefault("num_classes", 0)
+    saved.setdefault("options", _LEGACY_OPTIONS.get(saved["arch"], {}))
     generator, _ = build(saved["arch"], tuple(saved["data_shape"]), saved["latent_dim"], saved["width"],
-                         num_classes=saved["num_classes"])
+                         num_classes=saved["num_classes"], options=saved["options"])
     generator.load_state_dict(saved["state_dict"])
     return generator.to(device).eval(), saved

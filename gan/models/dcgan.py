@@ -1,7 +1,10 @@
 """DCGAN (Radford, Metz & Chintala 2016) for 28, 32 and 64 px images.
 
 G: linear projection to a 4x4 (or 7x7 for 28 px) map, then stride-2 transposed convs with
-batch norm and ReLU, tanh out. D: stride-2 convs with LeakyReLU(0.2), batch norm after the
+batch norm and ReLU, tanh out. `upsample="nearest"` replaces each 4x4 stride-2 transposed conv by
+a weightless nearest-neighbour 2x upsampling and a 3x3 conv (resize-convolution, Odena, Dumoulin &
+Olah 2016, "Deconvolution and Checkerboard Artifacts"): every output pixel then sees the same
+number of weights, so the uneven overlap of transposed convs cannot paint a checkerboard. D: stride-2 convs with LeakyReLU(0.2), batch norm after the
 first, a linear head. Channels halve (G) or double (D) at each stride, starting from `width`.
 Weights start as N(0, 0.02), as in the paper.
 
@@ -24,8 +27,18 @@ def _plan(image_size: int) -> tuple[int, int]:
     return {28: (7, 2), 32: (4, 3), 64: (4, 4)}[image_size]
 
 
+def upsample_conv(in_ch: int, out_ch: int, upsample: str, bias: bool) -> nn.Module:
+    """A 2x upsampling layer: (N, in, H, W) -> (N, out, 2H, 2W)."""
+    if upsample == "transposed":
+        return nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1, bias=bias)
+    if upsample == "nearest":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_ch, out_ch, 3, 1, 1, bias=bias))
+    raise ValueError(f"upsample must be 'transposed' or 'nearest', got {upsample!r}")
+
+
 class Generator(nn.Module):
-    def __init__(self, image_size: int, channels: int, latent_dim: int, width: int, num_classes: int = 0):
+    def __init__(self, image_size: int, channels: int, latent_dim: int, width: int, num_classes: int = 0,
+                 upsample: str = "transposed"):
         super().__init__()
         self.latent_dim = latent_dim
         self.num_classes = num_classes
@@ -40,10 +53,10 @@ class Generator(nn.Module):
         blocks: list[nn.Module] = []
         ch = top
         for _ in range(ups - 1):
-            blocks += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), batch_norm(ch // 2, num_classes),
+            blocks += [upsample_conv(ch, ch // 2, upsample, bias=False), batch_norm(ch // 2, num_classes),
                        nn.ReLU(True)]
             ch //= 2
-        blocks += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
+        blocks += [upsample_conv(ch, channels, upsample, bias=True), nn.Tanh()]
         self.body = ConditionalSequential(*blocks)
         _init_weights(self)
 
@@ -87,8 +100,8 @@ def _init_weights(module: nn.Module) -> None:
 
 
 def build(data_shape: tuple[int, ...], latent_dim: int, width: int, *, num_classes: int = 0, pack: int = 1,
-          spectral_norm: bool = False) -> tuple[nn.Module, nn.Module]:
+          spectral_norm: bool = False, upsample: str = "transposed") -> tuple[nn.Module, nn.Module]:
     """(G, D); D sees `pack` images stacked on channels, and has no BN when SN will be applied to it."""
     image_size, _, channels = data_shape
-    return (Generator(image_size, channels, latent_dim, width, num_classes),
+    return (Generator(image_size, channels, latent_dim, width, num_classes, upsample),
             Discriminator(image_size, channels * pack, width, num_classes, batch_norm=not spectral_norm))

@@ -1,0 +1,221 @@
+"""Run every recipe of recipes/ over seeds, as users run them, and write the results table.
+
+    python benchmarks/recipes.py                        # every recipe and ablation, seeds 0 1 2
+    python benchmarks/recipes.py --only grid25 --seeds 3 4 5
+    python benchmarks/recipes.py --update-readme        # also replace the README's table with the file
+
+Each run is `gan recipe run NAME --seed S [-- -S ablation]`, i.e. a whole `dvc exp run`, in a
+scratch clone of this checkout (tracked and untracked files that git does not ignore), so the
+seconds per run are what a user waits for: prepare, train, generate and evaluate, with the
+features stage reused from the DVC run cache across runs on the same data. The metrics are
+read from each experiment's reports/metrics.json. The table (mean ± std over seeds, seconds
+per run, the machine) goes to reports/benchmarks/recipes.md; with --update-readme it also
+replaces the block between the README's `recipes-table` markers. Rows cited from papers are
+marked as such and are not measured here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "reports" / "benchmarks" / "recipes.md"
+BEGIN, END = "<!-- recipes-table:begin -->", "<!-- recipes-table:end -->"
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    recipe: str
+    overrides: tuple[str, ...] = ()  # extra `-S key=value`: the ablation
+
+
+@dataclass(frozen=True)
+class Table:
+    recipe: str
+    columns: tuple[tuple[str, str, int], ...]  # (heading, metrics.json key without the _Nk suffix, decimals)
+    rows: tuple[Row, ...]
+    cited: tuple[tuple[str, tuple[str, ...]], ...] = field(default=())  # (label, cells) from papers
+
+
+MODES = (("modes (of 25)", "modes_captured", 1), ("high quality %", "high_quality_pct", 1),
+         ("reverse KL", "reverse_kl", 3))
+RING = (("modes (of 8)", "modes_captured", 1), ("high quality %", "high_quality_pct", 1),
+        ("reverse KL", "reverse_kl", 3))
+IMAGES = (("fid_domain_5k", "fid_domain", 1), ("precision", "precision_domain", 2), ("recall", "recall_domain", 2),
+          ("classes", "classes_covered_domain", 1))
+PACGAN = "Lin et al. 2018 (PacGAN), Table 1: 2,500 samples, mean of 10 runs, about 400k iterations; not run here"
+
+TABLES = (
+    Table("grid25", MODES, (
+        Row("recipe", "grid25"),
+        Row("− EMA", "grid25", ("train.ema_half_life_images=0",)),
+        Row("− batch norm in G", "grid25", ("model.g_norm=none",)),
+        Row("− maxout D (LeakyReLU)", "grid25", ("model.d_activation=leaky_relu",)),
+        Row("only data.name + model.arch=mlp (defaults)", "grid25-defaults"),
+    ), (("GAN (cited)", ("17.3", "94.8", "0.70")), ("PacGAN2 (cited)", ("23.8", "91.3", "0.13")),
+        ("PacGAN4 (cited)", ("24.8", "93.6", "0.04")))),
+    Table("ring8", RING, (
+        Row("recipe", "ring8"),
+        Row("− EMA", "ring8", ("train.ema_half_life_images=0",)),
+        Row("− batch norm in G", "ring8", ("model.g_norm=none",)),
+        Row("− maxout D (LeakyReLU)", "ring8", ("model.d_activation=leaky_relu",)),
+        Row("only data.name + model.arch=mlp (defaults)", "ring8-defaults"),
+    ), (("GAN (cited)", ("6.3", "98.2", "0.45")), ("PacGAN2 (cited)", ("7.9", "95.6", "0.07")),
+        ("PacGAN4 (cited)", ("7.8", "95.9", "0.07")))),
+    Table("mnist5k", IMAGES, (
+        Row("recipe (= the defaults of params.yaml)", "mnist5k"),
+        Row("upsample: transposed", "mnist5k", ("model.upsample=transposed",)),
+        Row("− EMA", "mnist5k", ("train.ema_half_life_images=0",)),
+    )),
+)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def scratch_clone(dest: Path) -> dict[str, str]:
+    """This checkout's files as a new git repository (what a user's clone holds), and the env to run in it."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING_URI", "DVC_", "PYTHONPATH"))}
+    env.update({"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}", "MLFLOW_DISABLE_TELEMETRY": "true",
+                "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+                "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"})
+    for args in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "bench"]):
+        subprocess.run(args, cwd=dest, env=env, check=True, capture_output=True)
+    return env
+
+
+def run_one(repo: Path, env: dict[str, str], row: Row, seed: int, log) -> tuple[dict[str, float], float]:
+    argv = [sys.executable, "-m", "gan", "recipe", "run", row.recipe, "--seed", str(seed)]
+    if row.overrides:
+        argv += ["--", *(a for o in row.overrides for a in ("-S", o))]
+    started = time.perf_counter()
+    result = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    log.write(f"$ {' '.join(argv)}\n{result.stdout}{result.stderr}\n")
+    log.flush()
+    if result.returncode:
+        raise SystemExit(f"{row.label} (seed {seed}) failed with exit {result.returncode}; see {log.name}:\n"
+                         f"{result.stderr[-2000:]}")
+    return json.loads((repo / "reports" / "metrics.json").read_text()), seconds
+
+
+def metric(metrics: dict[str, float], key: str) -> float:
+    """The value of `key` whatever its sample-count suffix (`fid_domain` -> `fid_domain_5k`)."""
+    found = [v for k, v in metrics.items() if k.rsplit("_", 1)[0] == key and k.rsplit("_", 1)[1].endswith("k")]
+    if len(found) != 1:
+        raise SystemExit(f"expected one metric {key}_<N>k in reports/metrics.json, found {len(found)}")
+    return float(found[0])
+
+
+def cell(values: list[float], decimals: int) -> str:
+    a = np.asarray(values)
+    return f"{a.mean():.{decimals}f} ± {a.std():.{decimals}f}" if len(a) > 1 else f"{a[0]:.{decimals}f}"
+
+
+def render(results: dict[str, list[tuple[Row, list[dict[str, float]], list[float]]]], seeds: list[int],
+           command: str) -> str:
+    lines = [f"Made by `{command}` on {time.strftime('%Y-%m-%d')}; machine: {machine()}.",
+             f"Each measured row: mean ± std over seeds {', '.join(map(str, seeds))} of one whole `dvc exp run` "
+             f"each (`gan recipe run NAME --seed S`, ablations add `-- -S key=value`); s/run is its wall time.", ""]
+    for table in TABLES:
+        if table.recipe not in results:
+            continue
+        heads = [h for h, _, _ in table.columns]
+        lines += [f"**{table.recipe}**", "", "| variant | " + " | ".join(heads) + " | s/run |",
+                  "|---" * (len(heads) + 2) + "|"]
+        for row, runs, seconds in results[table.recipe]:
+            cells = [cell([metric(m, key) for m in runs], d) for _, key, d in table.columns]
+            change = f" (`{'`, `'.join(row.overrides)}`)" if row.overrides else ""
+            lines.append(f"| {row.label}{change} | " + " | ".join(cells) + f" | {np.mean(seconds):.0f} |")
+        for label, cells in table.cited:
+            lines.append(f"| {label} | " + " | ".join(cells) + " | |")
+        if table.cited:
+            lines += ["", f"Cited rows: {PACGAN}."]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def update_readme(table: str) -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"README.md has no {BEGIN} ... {END} block to replace")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--only", nargs="+", choices=[t.recipe for t in TABLES], help="these tables only")
+    parser.add_argument("--update-readme", action="store_true", help="replace the README's table with the result")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch repository")
+    args = parser.parse_args()
+    tables = [t for t in TABLES if not args.only or t.recipe in args.only]
+    command = "python benchmarks/recipes.py" + (f" --seeds {' '.join(map(str, args.seeds))}"
+                                                if args.seeds != [0, 1, 2] else "")
+    command += f" --only {' '.join(args.only)}" if args.only else ""
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="gan-recipes-"))
+    results: dict[str, list] = {}
+    try:
+        env = scratch_clone(scratch)
+        with open(OUT.with_suffix(".log"), "w") as log:
+            for table in tables:
+                results[table.recipe] = []
+                for row in table.rows:
+                    runs, seconds = [], []
+                    for seed in args.seeds:
+                        metrics, took = run_one(scratch, env, row, seed, log)
+                        runs.append(metrics)
+                        seconds.append(took)
+                        print(f"{table.recipe} | {row.label} | seed {seed}: "
+                              + ", ".join(f"{k} {metric(metrics, k):.3f}" for _, k, _ in table.columns)
+                              + f" | {took:.0f} s", flush=True)
+                    results[table.recipe].append((row, runs, seconds))
+                OUT.write_text(render(results, args.seeds, command))  # after each table: partial results survive
+    finally:
+        if not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+    text = render(results, args.seeds, command)
+    OUT.write_text(text)
+    print(f"\n{text}\nwritten to {OUT.relative_to(ROOT)}")
+    if args.update_readme:
+        update_readme(text)
+        print("README.md table replaced")
+
+
+if __name__ == "__main__":
+    main()

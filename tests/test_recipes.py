@@ -1,0 +1,121 @@
+"""Recipes are files: `gan recipe` validates recipes/<name>.yaml against params.yaml and runs it as
+`dvc exp run -S ...`, on a real git + DVC copy of the repository."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, copy_repository, dvc, run
+from gan import recipes
+from gan.config import flatten, parse_params
+
+GAN = [sys.executable, "-m", "gan"]
+
+
+def shipped() -> list[str]:
+    return recipes.available(ROOT)
+
+
+def test_the_readme_recipes_ship():
+    assert {"grid25", "ring8", "mnist5k"} <= set(shipped())
+
+
+@pytest.mark.parametrize("name", shipped())
+def test_every_shipped_recipe_is_valid_over_params_yaml_and_described(name):
+    changes = yaml.safe_load((ROOT / "recipes" / f"{name}.yaml").read_text())
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    cfg = parse_params(recipes.merge(base, changes))
+    flat = cfg.flat()
+    for key, value in flatten(changes).items():
+        assert flat[key] == (list(value) if isinstance(value, tuple) else value), key
+    assert "seed" not in changes, "seeds are chosen at run time (gan recipe run NAME --seed N)"
+    assert recipes.description(ROOT / "recipes" / f"{name}.yaml"), "a recipe starts with comment lines"
+
+
+def set_pairs(line: str) -> dict[str, object]:
+    """The -S key=value pairs of a printed `dvc exp run` line, values read back as DVC reads them (YAML)."""
+    argv = shlex.split(line)
+    assert argv[:3] == ["dvc", "exp", "run"]
+    pairs = [argv[i + 1] for i, a in enumerate(argv) if a == "-S"]
+    return {p.split("=", 1)[0]: yaml.safe_load(p.split("=", 1)[1]) for p in pairs}
+
+
+@pytest.mark.parametrize("name", shipped())
+def test_show_prints_every_key_of_the_recipe_and_the_seed(name):
+    out = run([*GAN, "recipe", "show", name, "--seed", "3"], ROOT, env=None).stdout
+    expected = flatten(yaml.safe_load((ROOT / "recipes" / f"{name}.yaml").read_text()))
+    assert set_pairs(out) == {**expected, "seed": 3}
+
+
+def test_values_survive_the_command_line():
+    values = {"a.list": [0.5, 0.999], "a.words": ["color", "cutout"], "a.flag": False, "a.small": 1e-4,
+              "a.text": "mlp", "a.yes": "yes", "a.empty": []}
+    line = shlex.join(["dvc", "exp", "run", *recipes.set_args(values)])
+    assert set_pairs(line) == values
+
+
+def user_repo(tmp_path: Path, recipe: str, name: str = "mine") -> Path:
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / f"{name}.yaml").write_text(recipe)
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize(("recipe", "words"), [
+    ("model:\n  widht: 3\n", ["recipes/mine.yaml", "model.widht", "did you mean 'width'"]),
+    ("train:\n  lr_g: -1\n", ["recipes/mine.yaml", "train.lr_g must be > 0"]),
+    ("model:\n  arch: resnet\n", ["recipes/mine.yaml", "data.image_size must be one of 32"]),
+    ("- just a list\n", ["recipes/mine.yaml", "non-empty mapping"]),
+    ("train: [\n", ["recipes/mine.yaml", "not valid YAML"]),
+])
+def test_a_bad_recipe_is_one_line_naming_the_file_and_key(tmp_path, recipe, words):
+    root = user_repo(tmp_path, recipe)
+    result = run([*GAN, "recipe", "show", "mine"], root, env=None, ok=False)
+    assert result.returncode == 2 and not result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gan recipe: error: "), result.stderr
+    for word in words:
+        assert word in lines[0]
+
+
+def test_an_unknown_recipe_names_the_ones_there_are(tmp_path):
+    root = user_repo(tmp_path, "seed: 1\n", name="other")
+    result = run([*GAN, "recipe", "run", "nope"], root, env=None, ok=False)
+    assert result.returncode == 2
+    assert "no recipe 'nope'" in result.stderr and "choose one of other" in result.stderr
+
+
+def test_list_shows_each_recipe_with_its_description():
+    out = run([*GAN, "recipe", "list"], ROOT, env=None).stdout
+    for name in shipped():
+        line = next(x for x in out.splitlines() if x.startswith(f"{name}: "))
+        assert line == f"{name}: {recipes.description(ROOT / 'recipes' / f'{name}.yaml')}"
+
+
+@pytest.mark.slow
+def test_a_recipe_runs_as_a_dvc_experiment_with_exactly_its_params(tmp_path):
+    small = {"data": {"num_points": 1000}, "train": {"sample_every": 50, "checkpoint_every": 50, "eval_every": 0},
+             "generate": {"num_samples": 500}, "evaluate": {"num_samples": 500}}
+    root, env = copy_repository(tmp_path, small)
+    env["OMP_NUM_THREADS"] = "1"
+    (root / "recipes" / "tiny.yaml").write_text(
+        "# a tiny 2-D run\ndata:\n  name: ring8\nmodel:\n  arch: mlp\n  width: 16\n  latent_dim: 2\n"
+        "train:\n  steps: 60\n  batch_size: 20\n  betas_g: [0.6, 0.99]\n")
+    result = run([*GAN, "recipe", "run", "tiny", "--seed", "4", "-n", "tiny-4"], root, env)
+    assert result.stdout.splitlines()[0].startswith("dvc exp run -n tiny-4 -S data.name=ring8")
+    shown = json.loads(dvc(root, env, "exp", "show", "--json").stdout)
+    exps = [e for row in shown for e in (row.get("experiments") or []) if e.get("name") == "tiny-4"]
+    assert len(exps) == 1
+    data = exps[0]["revs"][0]["data"]
+    params = data["params"]["params.yaml"]["data"]
+    assert params["seed"] == 4 and params["data"]["name"] == "ring8" and params["model"]["width"] == 16
+    assert params["train"]["betas_g"] == [0.6, 0.99] and params["train"]["steps"] == 60
+    metrics = data["metrics"]["reports/metrics.json"]["data"]
+    assert metrics["modes_total_500"] == 8
