@@ -60,6 +60,8 @@ class DataConfig:
 class ModelConfig:
     arch: str = _param("dcgan", choices=tuple(catalog.ARCHITECTURES))
     latent_dim: int = _param(64, _positive, "> 0")
+    latent_components: int = _param(0, _non_negative, ">= 0",
+                                    doc="z_0 picks one of this many equally likely latent components; 0: off")
     width: int = _param(64, _positive, "> 0", doc="base channels (DCGAN, ResNet) or hidden units (MLP)")
     conditional: bool = _param(False, doc="class-conditional G (conditional BN / embedding) and projection D")
     spectral_norm: bool = _param(False, doc="spectral normalisation of every D weight (Miyato et al. 2018)")
@@ -265,6 +267,9 @@ def _cross_check(cfg: Config, fail: Callable[[str], typing.NoReturn]) -> None:
             readers = [n for n, a in catalog.ARCHITECTURES.items() if key in a.options]
             fail(f"model.{key} applies to model.arch={' or '.join(readers)}, not {cfg.model.arch}; "
                  f"remove it or set model.arch: {readers[0]}")
+    if cfg.model.latent_components and cfg.model.latent_dim < 2:
+        fail(f"model.latent_components={cfg.model.latent_components} takes the first latent coordinate to pick "
+             f"the component, so model.latent_dim must be >= 2, got {cfg.model.latent_dim}")
     t = cfg.train
     if t.loss in catalog.GRADIENT_PENALTY_LOSSES and arch.d_batch_norm and not cfg.model.spectral_norm:
         fail(f"train.loss={t.loss} adds a per-sample gradient penalty, which batch norm in the D of "

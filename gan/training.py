@@ -139,7 +139,8 @@ def build_state(cfg: Config, data_shape: tuple[int, ...], device: torch.device, 
     t = cfg.train
     generator, discriminator = models.build(cfg.model.arch, data_shape, cfg.model.latent_dim, cfg.model.width,
                                             num_classes=num_classes, pack=t.pack,
-                                            spectral_norm=cfg.model.spectral_norm, options=cfg.model.options())
+                                            spectral_norm=cfg.model.spectral_norm, options=cfg.model.options(),
+                                            latent_components=cfg.model.latent_components)
     layout = torch.channels_last if cuda_fast_path(cfg, device) else torch.contiguous_format  # 4-D weights only
     generator.to(device, memory_format=layout).train()
     discriminator.to(device, memory_format=layout).train()

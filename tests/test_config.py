@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -145,3 +146,14 @@ def test_validating_params_imports_no_stage_code():
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["gan", "gan.catalog", "gan.config", "gan.errors"]
+
+
+@pytest.mark.parametrize(("model", "words"), [
+    ({"arch": "dcgan", "depth": 2}, "model.depth applies to model.arch=mlp, not dcgan"),
+    ({"arch": "mlp", "upsample": "nearest"}, "model.upsample applies to model.arch=dcgan, not mlp"),
+    ({"arch": "dcgan", "upsample": "bilinear"}, "model.upsample must be one of transposed, nearest"),
+    ({"latent_components": 10, "latent_dim": 1}, "model.latent_dim must be >= 2"),
+])
+def test_model_options_are_checked_against_the_architecture(model, words):
+    with pytest.raises(UserError, match=re.escape(words)):
+        parse_params({"model": model})

@@ -11,6 +11,7 @@ from torch.nn.utils import parametrize
 
 from gan import models, stabilizers
 from gan.models import mlp
+from gan.models.latent import ComponentLatent
 from gan.config import ModelConfig
 from gan.models.conditional import ConditionalBatchNorm2d
 
@@ -276,4 +277,38 @@ def test_a_generator_file_from_before_model_options_loads_as_the_old_mlp(tmp_pat
     torch.save(old, path)
     loaded, _ = models.load_generator(path)
     z = torch.randn(5, 2)
+    torch.testing.assert_close(loaded(z), generator.eval()(z))
+
+
+def test_component_latents_are_equally_likely():
+    latent = ComponentLatent(8, 25)
+    counts = torch.bincount(latent.component(torch.randn(200_000, 8, generator=torch.Generator().manual_seed(0))),
+                            minlength=25)
+    assert counts.min() > 0.95 * 8000 and counts.max() < 1.05 * 8000  # 200k / 25 each
+
+
+@pytest.mark.parametrize("arch,shape", [("mlp", (2,)), ("dcgan", (28, 28, 1))])
+def test_the_first_latent_coordinate_only_picks_the_component(arch, shape):
+    generator, _ = models.build(arch, shape, 4, 8, latent_components=5)
+    generator.eval()
+    z = torch.randn(3, 4)
+    same = z.clone()
+    same[:, 0] = 0.01  # Phi(0.01) and Phi(0.2) are both in the third fifth: component 2
+    z[:, 0] = 0.2
+    torch.testing.assert_close(generator(z), generator(same))
+    other = z.clone()
+    other[:, 0] = -2.0  # component 0
+    assert not torch.allclose(generator(other), generator(z))
+    changed = z.clone()
+    changed[:, 1] += 1.0  # the other coordinates stay continuous noise
+    assert not torch.allclose(generator(changed), generator(z))
+
+
+def test_a_generator_with_latent_components_loads_back(tmp_path):
+    cfg = SimpleNamespace(model=ModelConfig(arch="mlp", latent_dim=3, width=8, latent_components=6))
+    generator, _ = models.build("mlp", (2,), 3, 8, options=cfg.model.options(), latent_components=6)
+    models.save_generator(generator, cfg, {**data_meta((2,)), "kind": "points"}, 1, tmp_path / "g.pt")
+    loaded, saved = models.load_generator(tmp_path / "g.pt")
+    assert saved["latent_components"] == 6 and loaded.latent_dim == 3
+    z = torch.randn(5, 3)
     torch.testing.assert_close(loaded(z), generator.eval()(z))

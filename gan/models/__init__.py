@@ -18,6 +18,7 @@ from torch import nn
 
 from gan import catalog, checkpoint, stabilizers
 from gan.models import dcgan, mlp, resnet
+from gan.models.latent import ComponentLatent, WithComponents
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,8 @@ _LEGACY_OPTIONS: dict[str, dict[str, Any]] = {
 
 
 def build(arch: str, data_shape: tuple[int, ...], latent_dim: int, width: int, *, num_classes: int = 0,
-          pack: int = 1, spectral_norm: bool = False, options: dict[str, Any] | None = None
-          ) -> tuple[nn.Module, nn.Module]:
+          pack: int = 1, spectral_norm: bool = False, options: dict[str, Any] | None = None,
+          latent_components: int = 0) -> tuple[nn.Module, nn.Module]:
     """Build (generator, discriminator) for samples of `data_shape`: (2,) or (H, W, C).
 
     num_classes > 0: G(z, y) and D(x, y) are class-conditional. pack > 1: D reads `pack`
@@ -53,7 +54,8 @@ def build(arch: str, data_shape: tuple[int, ...], latent_dim: int, width: int, *
     trainer stacks them with gan.stabilizers.pack. spectral_norm: every weight of D is
     spectrally normalised (Miyato et al. 2018), and D is built without batch norm. options: the
     architecture's own keys (ModelConfig.options(), e.g. the MLP's depth or DCGAN's upsample);
-    any it does not read is an error.
+    any it does not read is an error. latent_components > 0: G reads z through a discrete
+    latent of that many components (gan.models.latent), for every architecture.
     """
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
@@ -68,8 +70,11 @@ def build(arch: str, data_shape: tuple[int, ...], latent_dim: int, width: int, *
     if unknown:
         raise ValueError(f"model.arch={arch} does not read {', '.join(sorted(unknown))}; it reads "
                          f"{', '.join(spec.spec.options) or 'no options'}")
-    generator, discriminator = spec.build(tuple(data_shape), latent_dim, width, num_classes=num_classes,
-                                          pack=pack, spectral_norm=spectral_norm, **options)
+    latent = ComponentLatent(latent_dim, latent_components) if latent_components else None
+    generator, discriminator = spec.build(tuple(data_shape), latent.out_dim if latent else latent_dim, width,
+                                          num_classes=num_classes, pack=pack, spectral_norm=spectral_norm, **options)
+    if latent is not None:
+        generator = WithComponents(generator, latent)
     if spectral_norm:
         stabilizers.apply_spectral_norm(discriminator)
     return generator, discriminator
@@ -84,7 +89,8 @@ def save_generator(generator: nn.Module, cfg: Any, data_meta: dict[str, Any], st
     checkpoint.save_atomic({
         "version": checkpoint.FORMAT_VERSION, "kind": "generator", "arch": cfg.model.arch,
         "data_shape": list(data_meta["shape"]), "latent_dim": cfg.model.latent_dim, "width": cfg.model.width,
-        "num_classes": num_classes, "options": cfg.model.options(), "state_dict": generator.state_dict(),
+        "num_classes": num_classes, "options": cfg.model.options(),
+        "latent_components": cfg.model.latent_components, "state_dict": generator.state_dict(),
         "step": step,
         "data_sha256": data_meta["sha256"], "data_kind": data_meta["kind"],
     }, path)
@@ -95,7 +101,9 @@ def load_generator(path: Path, device: torch.device | str = "cpu") -> tuple[nn.M
     saved = checkpoint.load(path, "generator", "run `dvc repro train` to write it")
     saved.setdefault("num_classes", 0)
     saved.setdefault("options", _LEGACY_OPTIONS.get(saved["arch"], {}))
+    saved.setdefault("latent_components", 0)
     generator, _ = build(saved["arch"], tuple(saved["data_shape"]), saved["latent_dim"], saved["width"],
-                         num_classes=saved["num_classes"], options=saved["options"])
+                         num_classes=saved["num_classes"], options=saved["options"],
+                         latent_components=saved["latent_components"])
     generator.load_state_dict(saved["state_dict"])
     return generator.to(device).eval(), saved
