@@ -123,7 +123,28 @@ def evaluate(cfg: Config, paths: EvaluatePaths) -> dict[str, float]:
         run.log_artifact(path, "evaluate")
     run.finish(stage="evaluate")
     print("evaluate: " + ", ".join(f"{k}={v:.6g}" for k, v in metrics.items()))
+    hint = recipe_hint(cfg, meta, metrics)
+    if hint:
+        print(hint)
     return metrics
+
+
+GOOD_HIGH_QUALITY_PCT = 95.0  # below this share of on-mode samples, a 2-D result is pointed at its recipe
+
+
+def recipe_hint(cfg: Config, meta: dict[str, Any], metrics: dict[str, float],
+                recipes: Path = Path("recipes")) -> str | None:
+    """For a 2-D mixture that lost modes or quality: a pointer at the data's tuned recipe, when one ships."""
+    captured = [v for k, v in metrics.items() if k.startswith("modes_captured_")]
+    quality = [v for k, v in metrics.items() if k.startswith("high_quality_pct_")]
+    total = len(meta.get("modes") or [])
+    if not (captured and quality and total) or not (recipes / f"{cfg.data.name}.yaml").is_file():
+        return None
+    if captured[0] >= total and quality[0] >= GOOD_HIGH_QUALITY_PCT:
+        return None
+    return (f"evaluate: note: {captured[0]:.0f} of {total} modes, {quality[0]:.1f}% high quality; the tuned "
+            f"recipe for {cfg.data.name} captures every mode with about 100% high quality: run "
+            f"`gan recipe run {cfg.data.name}` (recipes/{cfg.data.name}.yaml, README \"Recipes\")")
 
 
 def _plan(cfg: Config, meta: dict[str, Any], reference: dict[str, Any],

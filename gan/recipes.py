@@ -140,16 +140,16 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("name", help="a file recipes/NAME.yaml")
         p.add_argument("--seed", type=int, help="set `seed` too (recipes do not set it)")
         p.add_argument("-n", "--exp-name", help="name of the DVC experiment")
-        p.add_argument("dvc_args", nargs=argparse.REMAINDER,
-                       help="after `--`: more `dvc exp run` arguments, e.g. -- --queue or -- -S train.steps=100")
-    args = parser.parse_args(argv)
+    parser.epilog = "After `--`: more `dvc exp run` arguments, e.g. `-- --queue` or `-- -S train.steps=100`."
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     try:
         root = find_root(Path.cwd())
         if args.action == "list":
             for name in available(root):
                 print(f"{name}: {description(recipe_path(root, name))}")
             return 0
-        extra = [a for a in args.dvc_args if a != "--"]
         argv_run = command(root, args.name, args.seed, args.exp_name, extra)
     except UserError as exc:
         print(f"gan recipe: error: {exc}", file=sys.stderr)

@@ -12,7 +12,7 @@ import torch
 from gan.config import parse_params
 from gan.data import prepare
 from gan.errors import UserError
-from gan.evaluation import EvaluatePaths, evaluate
+from gan.evaluation import EvaluatePaths, evaluate, recipe_hint
 from gan.features import build_evaluator, load_evaluator
 from gan.generation import GeneratePaths, generate
 from gan.metrics.inception import WEIGHTS_FILE, WEIGHTS_URL
@@ -211,3 +211,24 @@ def test_a_conditional_generator_writes_one_row_per_class_and_is_scored_for_clas
 def test_class_agreement_is_skipped_for_an_unconditional_generator(pipeline):
     _, protocol = run_evaluate(pipeline, config(metrics=["fid_domain", "agreement_domain"]), "agree")
     assert "unconditional" in protocol["skipped"]["agreement_domain"]
+
+
+@pytest.mark.parametrize(("captured", "quality", "hinted"), [(25, 100.0, False), (24, 100.0, True), (25, 90.0, True)])
+def test_a_poor_2d_result_points_at_the_datas_recipe(tmp_path, captured, quality, hinted):
+    (tmp_path / "grid25.yaml").write_text("data:\n  name: grid25\n")
+    cfg = parse_params({"data": {"name": "grid25"}, "model": {"arch": "mlp"}})
+    meta = {"modes": [[0.0, 0.0]] * 25}
+    metrics = {"modes_captured_5k": float(captured), "high_quality_pct_5k": quality, "reverse_kl_5k": 0.1}
+    hint = recipe_hint(cfg, meta, metrics, recipes=tmp_path)
+    if not hinted:
+        assert hint is None
+    else:
+        assert hint.startswith(f"evaluate: note: {captured} of 25 modes, {quality:.1f}% high quality")
+        assert "`gan recipe run grid25`" in hint
+
+
+def test_no_recipe_hint_without_a_recipe_for_the_data_or_for_images(tmp_path):
+    metrics = {"modes_captured_5k": 1.0, "high_quality_pct_5k": 1.0}
+    cfg = parse_params({"data": {"name": "ring8"}, "model": {"arch": "mlp"}})
+    assert recipe_hint(cfg, {"modes": [[0.0, 0.0]] * 8}, metrics, recipes=tmp_path) is None
+    assert recipe_hint(parse_params({}), {}, {"fid_domain_5k": 300.0}, recipes=Path("recipes")) is None

@@ -118,4 +118,4 @@ def test_a_recipe_runs_as_a_dvc_experiment_with_exactly_its_params(tmp_path):
     assert params["seed"] == 4 and params["data"]["name"] == "ring8" and params["model"]["width"] == 16
     assert params["train"]["betas_g"] == [0.6, 0.99] and params["train"]["steps"] == 60
     metrics = data["metrics"]["reports/metrics.json"]["data"]
-    assert metrics["modes_total_500"] == 8
+    assert 0 <= metrics["modes_captured_500"] <= 8
