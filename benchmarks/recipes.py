@@ -61,24 +61,26 @@ PACGAN = "Lin et al. 2018 (PacGAN), Table 1: 2,500 samples, mean of 10 runs, abo
 TABLES = (
     Table("grid25", MODES, (
         Row("recipe", "grid25"),
+        Row("− latent components", "grid25", ("model.latent_components=0",)),
         Row("− EMA", "grid25", ("train.ema_half_life_images=0",)),
+        Row("− lr decay", "grid25", ("train.lr_decay_start=1.0",)),
         Row("− batch norm in G", "grid25", ("model.g_norm=none",)),
-        Row("− maxout D (LeakyReLU)", "grid25", ("model.d_activation=leaky_relu",)),
         Row("params.yaml defaults with only", None, ("data.name=grid25", "model.arch=mlp")),
     ), (("GAN (cited)", ("17.3", "94.8", "0.70")), ("PacGAN2 (cited)", ("23.8", "91.3", "0.13")),
         ("PacGAN4 (cited)", ("24.8", "93.6", "0.04")))),
     Table("ring8", RING, (
         Row("recipe", "ring8"),
+        Row("− latent components", "ring8", ("model.latent_components=0",)),
         Row("− EMA", "ring8", ("train.ema_half_life_images=0",)),
+        Row("− lr decay", "ring8", ("train.lr_decay_start=1.0",)),
         Row("− batch norm in G", "ring8", ("model.g_norm=none",)),
-        Row("− maxout D (LeakyReLU)", "ring8", ("model.d_activation=leaky_relu",)),
         Row("params.yaml defaults with only", None, ("data.name=ring8", "model.arch=mlp")),
     ), (("GAN (cited)", ("6.3", "98.2", "0.45")), ("PacGAN2 (cited)", ("7.9", "95.6", "0.07")),
         ("PacGAN4 (cited)", ("7.8", "95.9", "0.07")))),
     Table("mnist5k", IMAGES, (
         Row("recipe (= the defaults of params.yaml)", "mnist5k"),
-        Row("upsample: transposed", "mnist5k", ("model.upsample=transposed",)),
-        Row("− EMA", "mnist5k", ("train.ema_half_life_images=0",)),
+        Row("transposed-conv upsampling", "mnist5k", ("model.upsample=transposed",)),
+        Row("− latent components", "mnist5k", ("model.latent_components=0",)),
     )),
 )
 
@@ -147,8 +149,9 @@ def cell(values: list[float], decimals: int) -> str:
 
 
 def render(results: dict[str, list[tuple[Row, list[dict[str, float]], list[float]]]], seeds: list[int],
-           command: str) -> str:
-    lines = [f"Made by `{command}` on {time.strftime('%Y-%m-%d')}; machine: {machine()}.",
+           command: str, threads: int | None = None) -> str:
+    threads_note = f", {threads} thread{'s' if threads > 1 else ''} per run" if threads else ""
+    lines = [f"Made by `{command}` on {time.strftime('%Y-%m-%d')}; machine: {machine()}{threads_note}.",
              f"Each measured row: mean ± std over seeds {', '.join(map(str, seeds))} of one whole `dvc exp run` "
              f"each (`gan recipe run NAME --seed S`, ablations add `-- -S key=value`); s/run is its wall time.", ""]
     for table in TABLES:
@@ -185,17 +188,23 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=[t.recipe for t in TABLES], help="these tables only")
     parser.add_argument("--update-readme", action="store_true", help="replace the README's table with the result")
     parser.add_argument("--keep", action="store_true", help="keep the scratch repository")
+    parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for every run (default: torch's own choice)")
+    parser.add_argument("--out", type=Path, default=OUT, help="the table file (default: %(default)s)")
     args = parser.parse_args()
     tables = [t for t in TABLES if not args.only or t.recipe in args.only]
     command = "python benchmarks/recipes.py" + (f" --seeds {' '.join(map(str, args.seeds))}"
                                                 if args.seeds != [0, 1, 2] else "")
     command += f" --only {' '.join(args.only)}" if args.only else ""
-    OUT.parent.mkdir(parents=True, exist_ok=True)
+    command += f" --threads {args.threads}" if args.threads else ""
+    out = args.out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="gan-recipes-"))
     results: dict[str, list] = {}
     try:
         env = scratch_clone(scratch)
-        with open(OUT.with_suffix(".log"), "w") as log:
+        if args.threads:
+            env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+        with open(out.with_suffix(".log"), "w") as log:
             for table in tables:
                 results[table.recipe] = []
                 for row in table.rows:
@@ -208,13 +217,13 @@ def main() -> None:
                               + ", ".join(f"{k} {metric(metrics, k):.3f}" for _, k, _ in table.columns)
                               + f" | {took:.0f} s", flush=True)
                     results[table.recipe].append((row, runs, seconds))
-                OUT.write_text(render(results, args.seeds, command))  # after each table: partial results survive
+                out.write_text(render(results, args.seeds, command, args.threads))  # partial results survive
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
-    text = render(results, args.seeds, command)
-    OUT.write_text(text)
-    print(f"\n{text}\nwritten to {OUT.relative_to(ROOT)}")
+    text = render(results, args.seeds, command, args.threads)
+    out.write_text(text)
+    print(f"\n{text}\nwritten to {out}")
     if args.update_readme:
         update_readme(text)
         print("README.md table replaced")

@@ -193,7 +193,8 @@ def data_meta(shape: tuple[int, ...]) -> dict:
 @pytest.mark.parametrize("arch", ["dcgan", "resnet"])
 def test_a_saved_conditional_generator_loads_back_and_draws_the_same_samples(tmp_path, arch):
     shape = (32, 32, 3)
-    generator, _ = models.build(arch, shape, LATENT, WIDTH, num_classes=CLASSES)
+    generator, _ = models.build(arch, shape, LATENT, WIDTH, num_classes=CLASSES,
+                                options=fake_cfg(arch, True).model.options())
     randomise_class_embeddings(generator)
     models.save_generator(generator, fake_cfg(arch, True), data_meta(shape), 7, tmp_path / "g.pt")
     loaded, saved = models.load_generator(tmp_path / "g.pt")
@@ -205,7 +206,7 @@ def test_a_saved_conditional_generator_loads_back_and_draws_the_same_samples(tmp
 
 def test_a_generator_file_from_before_conditioning_loads_as_unconditional(tmp_path):
     shape = (32, 32, 3)
-    generator, _ = models.build("dcgan", shape, LATENT, WIDTH)
+    generator, _ = models.build("dcgan", shape, LATENT, WIDTH, options=fake_cfg("dcgan", False).model.options())
     path = tmp_path / "g.pt"
     models.save_generator(generator, fake_cfg("dcgan", False), data_meta(shape), 1, path)
     old = torch.load(path, weights_only=True)

@@ -119,3 +119,41 @@ def test_a_recipe_runs_as_a_dvc_experiment_with_exactly_its_params(tmp_path):
     assert params["train"]["betas_g"] == [0.6, 0.99] and params["train"]["steps"] == 60
     metrics = data["metrics"]["reports/metrics.json"]["data"]
     assert 0 <= metrics["modes_captured_500"] <= 8
+
+
+def benchmark_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_recipes", ROOT / "benchmarks" / "recipes.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_benchmark_row_is_a_valid_run_of_a_shipped_recipe():
+    bench = benchmark_module()
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert {t.recipe for t in bench.TABLES} <= set(shipped())
+    for table in bench.TABLES:
+        assert table.rows[0].recipe == table.recipe and not table.rows[0].overrides  # the recipe itself first
+        for row in table.rows:
+            params = recipes.merge(base, yaml.safe_load((ROOT / "recipes" / f"{row.recipe}.yaml").read_text())
+                                   if row.recipe else {})
+            flat = flatten(params)
+            for override in row.overrides:
+                key, value = override.split("=", 1)
+                assert key in flat, f"{table.recipe} / {row.label}: {key} is not a params.yaml key"
+                section, name = key.split(".")
+                params = recipes.merge(params, {section: {name: yaml.safe_load(value)}})
+            assert parse_params(params).data.name == table.recipe, f"{table.recipe} / {row.label}"
+
+
+def test_the_readme_holds_the_benchmark_table_block():
+    text = (ROOT / "README.md").read_text()
+    bench = benchmark_module()
+    assert text.count(bench.BEGIN) == 1 and text.count(bench.END) == 1
+    block = text.split(bench.BEGIN, 1)[1].split(bench.END, 1)[0]
+    assert "Made by `python benchmarks/recipes.py" in block
+    for table in bench.TABLES:
+        assert f"**{table.recipe}**" in block

@@ -249,7 +249,7 @@ def test_the_discriminator_learns_to_score_reals_above_the_generators_samples(lo
     untrained D thought, after some steps it must rank reals above fakes, in its own scores and in
     the logged means. A D step that fed fakes as reals (or swapped them in the loss) ranks them the
     other way round."""
-    _, state, plan, _ = small_state({"data": {"name": "grid25"}, "model": {"arch": "mlp"},
+    _, state, plan, _ = small_state({"data": {"name": "grid25"}, "model": {"arch": "mlp", "latent_components": 0},
                                      "train": {"loss": loss, "lr_d": 1e-3}}, (2,))
     reals = 4 + 0.1 * torch.randn(256, 2, generator=torch.Generator().manual_seed(0))  # (256, 2)
     batches = Batches(reals.numpy(), "points", torch.device("cpu"), state.index_rng)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from gan import catalog, checkpoint, stabilizers
+from gan.errors import one_line
 from gan.models import dcgan, mlp, resnet
 from gan.models.latent import ComponentLatent, WithComponents
 
@@ -86,14 +87,24 @@ def save_generator(generator: nn.Module, cfg: Any, data_meta: dict[str, Any], st
     if getattr(generator, "num_classes", num_classes) != num_classes:
         raise ValueError(f"the generator has num_classes={generator.num_classes} but the config and data say "
                          f"{num_classes}; it would not load back")
-    checkpoint.save_atomic({
-        "version": checkpoint.FORMAT_VERSION, "kind": "generator", "arch": cfg.model.arch,
+    entry = {
         "data_shape": list(data_meta["shape"]), "latent_dim": cfg.model.latent_dim, "width": cfg.model.width,
         "num_classes": num_classes, "options": cfg.model.options(),
-        "latent_components": cfg.model.latent_components, "state_dict": generator.state_dict(),
+        "latent_components": generator.latent.components if isinstance(generator, WithComponents) else 0,
+        "state_dict": generator.state_dict(),
         "step": step,
         "data_sha256": data_meta["sha256"], "data_kind": data_meta["kind"],
-    }, path)
+    }
+    rebuilt, _ = build(cfg.model.arch, tuple(data_meta["shape"]), cfg.model.latent_dim, cfg.model.width,
+                       num_classes=num_classes, options=entry["options"],
+                       latent_components=entry["latent_components"])
+    try:
+        rebuilt.load_state_dict(entry["state_dict"])
+    except RuntimeError as exc:
+        raise ValueError(f"the generator does not match the config's model ({one_line(exc, 300)}); "
+                         f"it would not load back") from None
+    checkpoint.save_atomic({"version": checkpoint.FORMAT_VERSION, "kind": "generator", "arch": cfg.model.arch,
+                            **entry}, path)
 
 
 def load_generator(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
