@@ -60,9 +60,9 @@ class DataConfig:
 class ModelConfig:
     arch: str = _param("dcgan", choices=tuple(catalog.ARCHITECTURES))
     latent_dim: int = _param(64, _positive, "> 0")
-    latent_components: int = _param(50, _non_negative, ">= 0",
+    latent_components: int = _param(0, _non_negative, ">= 0",
                                     doc="z_0 picks one of this many equally likely latent components; 0: off")
-    width: int = _param(48, _positive, "> 0", doc="base channels (DCGAN, ResNet) or hidden units (MLP)")
+    width: int = _param(64, _positive, "> 0", doc="base channels (DCGAN, ResNet) or hidden units (MLP)")
     conditional: bool = _param(False, doc="class-conditional G (conditional BN / embedding) and projection D")
     spectral_norm: bool = _param(False, doc="spectral normalisation of every D weight (Miyato et al. 2018)")
     depth: int = _param(4, _positive, "> 0", doc="MLP: hidden layers of G")
@@ -71,7 +71,7 @@ class ModelConfig:
     g_norm: str = _param("batch", choices=catalog.G_NORMS, doc="MLP: normalisation of G's hidden layers")
     d_activation: str = _param("maxout", choices=catalog.D_ACTIVATIONS,
                                doc="MLP: D's hidden layers, maxout (5 pieces) or LeakyReLU(0.2)")
-    upsample: str = _param("nearest", choices=catalog.UPSAMPLES,
+    upsample: str = _param("transposed", choices=catalog.UPSAMPLES,
                            doc="DCGAN: G's 2x upsampling, transposed conv or nearest + 3x3 conv")
 
     def options(self) -> dict[str, Any]:
@@ -81,21 +81,21 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = _param(2000, _non_negative, ">= 0", doc="generator updates; 0 keeps the untrained G")
+    steps: int = _param(4000, _non_negative, ">= 0", doc="generator updates; 0 keeps the untrained G")
     batch_size: int = _param(64, _positive, "> 0")
     loss: str = _param("nonsaturating", choices=catalog.LOSSES)
     lr_g: float = _param(2e-4, _positive, "> 0")
     lr_d: float = _param(2e-4, _positive, "> 0")
     betas_g: tuple[float, float] = _param((0.5, 0.999), _betas, "two numbers in [0, 1)")
     betas_d: tuple[float, float] = _param((0.5, 0.999), _betas, "two numbers in [0, 1)")
-    lr_decay_start: float = _param(0.5, lambda x: 0.0 <= x <= 1.0, "in [0, 1]",
+    lr_decay_start: float = _param(1.0, lambda x: 0.0 <= x <= 1.0, "in [0, 1]",
                                    doc="share of train.steps after which both learning rates fall linearly "
                                        "to 0 at the last step; 1: constant")
     d_steps: int = _param(1, _positive, "> 0", doc="D updates for each G update")
     gp_weight: float = _param(10.0, _non_negative, ">= 0", doc="λ of the WGAN-GP gradient penalty (loss: wasserstein)")
     r1_weight: float = _param(0.0, _non_negative, ">= 0", doc="γ of the R1 penalty on reals; 0: off")
     r1_interval: int = _param(16, _positive, "> 0", doc="lazy R1: apply every N steps, scaled by N")
-    ema_half_life_images: float = _param(10000.0, _non_negative, ">= 0", doc="EMA of G by half-life in images; 0: off")
+    ema_half_life_images: float = _param(0.0, _non_negative, ">= 0", doc="EMA of G by half-life in images; 0: off")
     augment: tuple[str, ...] = _param((), lambda x: len(set(x)) == len(x), "a list without repeats",
                                       choices=catalog.AUGMENT_POLICIES,
                                       doc="DiffAugment policy, e.g. [color, translation, cutout]; []: off")

@@ -97,8 +97,11 @@ def yaml_value(value: Any) -> str:
         return "[" + ",".join(yaml_value(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
         return repr(value)
+    if isinstance(value, float):  # 1e-05 is a string to YAML 1.1 readers (PyYAML); 1.0e-05 is a float to all
+        mantissa, e, exponent = repr(value).partition("e")
+        return f"{mantissa}.0e{exponent}" if e and "." not in mantissa else repr(value)
     text = str(value)
     return text if yaml.safe_load(text) == text else json.dumps(text)
 

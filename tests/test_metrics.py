@@ -6,6 +6,7 @@ import math
 import warnings
 
 import numpy as np
+from scipy.stats import chi2
 import pytest
 
 from gan.metrics.classes import class_coverage
@@ -115,7 +116,8 @@ SQUARE = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])  # K = 4
 def test_points_on_every_mode_capture_all_modes_with_zero_kl():
     points = np.repeat(SQUARE, 25, axis=0)
     result = mode_metrics(points, SQUARE, mode_std=0.1)
-    assert result == {"modes_captured": 4, "modes_total": 4, "high_quality_pct": 100.0, "reverse_kl": 0.0}
+    assert result == {"modes_captured": 4, "modes_total": 4, "high_quality_pct": 100.0, "reverse_kl": 0.0,
+                      "spread_ratio": 0.0}
 
 
 def test_points_on_one_mode_capture_one_with_kl_log_k():
@@ -188,3 +190,21 @@ def test_missing_classes_count_as_uncovered_and_add_nothing_to_kl():
 def test_class_coverage_rejects_labels_out_of_range():
     with pytest.raises(ValueError, match="labels"):
         class_coverage(np.array([0, 4]), num_classes=4)
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5, 0.25])
+def test_spread_ratio_is_the_samples_spread_around_their_modes_over_the_mixtures(scale):
+    rng = np.random.default_rng(0)
+    centres = SQUARE[rng.integers(0, 4, 40_000)]
+    points = centres + rng.normal(0.0, 0.1 * scale, centres.shape)  # the mixture (std 0.1), narrowed by scale
+    result = mode_metrics(points, SQUARE, mode_std=0.1)
+    # both spreads are RMS distances of points kept within 3 std of the mixture: |x - mu|^2 / s^2 ~ chi2(2)
+    cut_mean = lambda s: s**2 * 2 * chi2.cdf(9 / s**2, 4) / chi2.cdf(9 / s**2, 2)  # noqa: E731
+    assert result["spread_ratio"] == pytest.approx(np.sqrt(cut_mean(scale) / cut_mean(1.0)), rel=0.015)
+    assert result["spread_ratio"] == pytest.approx(scale, rel=0.03)
+    assert result["high_quality_pct"] >= 98.7  # what PacGAN's numbers see: all three look perfect
+
+
+def test_points_on_the_centres_have_spread_ratio_zero_and_perfect_pacgan_numbers():
+    result = mode_metrics(np.repeat(SQUARE, 10, axis=0), SQUARE, mode_std=0.1)
+    assert result["spread_ratio"] == 0.0 and result["high_quality_pct"] == 100.0 and result["modes_captured"] == 4

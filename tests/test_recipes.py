@@ -54,7 +54,7 @@ def test_show_prints_every_key_of_the_recipe_and_the_seed(name):
 
 
 def test_values_survive_the_command_line():
-    values = {"a.list": [0.5, 0.999], "a.words": ["color", "cutout"], "a.flag": False, "a.small": 1e-4,
+    values = {"a.list": [0.5, 0.999], "a.words": ["color", "cutout"], "a.flag": False, "a.small": 1e-4, "a.tiny": 1e-5,
               "a.text": "mlp", "a.yes": "yes", "a.empty": []}
     line = shlex.join(["dvc", "exp", "run", *recipes.set_args(values)])
     assert set_pairs(line) == values

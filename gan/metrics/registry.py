@@ -62,7 +62,7 @@ METRICS["classes_domain"] = Metric("domain", True, "classes covered and KL of th
 METRICS["agreement_domain"] = Metric("domain", True,
                                      "how often the classifier agrees with the class a conditional G was asked for",
                                      needs_conditional=True)
-METRICS["modes"] = Metric("points", False, "2-D mixtures: modes captured, % high quality, reverse KL")
+METRICS["modes"] = Metric("points", False, "2-D mixtures: modes captured, % high quality, reverse KL, spread ratio")
 
 
 def significant(value: float | int) -> float | int:
