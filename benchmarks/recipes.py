@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -170,16 +170,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--only", nargs="+", choices=[t.recipe for t in TABLES], help="these tables only")
+    parser.add_argument("--recipes-only", action="store_true",
+                        help="only each table's recipe row (no ablations): e.g. to check seeds it was not tuned on")
     parser.add_argument("--update-readme", action="store_true", help="replace the README's table with the result")
     parser.add_argument("--keep", action="store_true", help="keep the scratch repository")
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for every run (default: torch's own choice)")
     parser.add_argument("--out", type=Path, default=OUT, help="the table file (default: %(default)s)")
     args = parser.parse_args()
     tables = [t for t in TABLES if not args.only or t.recipe in args.only]
+    if args.recipes_only:
+        tables = [replace(t, rows=t.rows[:1]) for t in tables]
     command = "python benchmarks/recipes.py" + (f" --seeds {' '.join(map(str, args.seeds))}"
                                                 if args.seeds != [0, 1, 2] else "")
     command += f" --only {' '.join(args.only)}" if args.only else ""
     command += f" --threads {args.threads}" if args.threads else ""
+    command += " --recipes-only" if args.recipes_only else ""
     out = args.out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="gan-recipes-"))
