@@ -160,4 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     print(shlex.join(argv_run), flush=True)
     if args.action == "show":
         return 0
-    return subprocess.run(argv_run, cwd=root).returncode
+    try:
+        return subprocess.run(argv_run, cwd=root).returncode
+    except FileNotFoundError:
+        print("gan recipe: error: `dvc` is not on PATH; activate the project's venv (. .venv/bin/activate) "
+              "or install it with `pip install -e .`", file=sys.stderr)
+        return 2
