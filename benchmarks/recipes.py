@@ -102,6 +102,8 @@ def scratch_clone(dest: Path) -> dict[str, str]:
 
 
 def run_one(repo: Path, env: dict[str, str], row: Row, seed: int, log) -> tuple[dict[str, float], float]:
+    # `dvc exp run` leaves its params in the workspace: every run starts from the committed params.yaml
+    subprocess.run(["git", "checkout", "--", "params.yaml"], cwd=repo, env=env, check=True, capture_output=True)
     sets = [a for o in row.overrides for a in ("-S", o)]
     if row.recipe is None:
         argv = [sys.executable, "-m", "dvc", "exp", "run", "-S", f"seed={seed}", *sets]
@@ -172,6 +174,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=[t.recipe for t in TABLES], help="these tables only")
     parser.add_argument("--recipes-only", action="store_true",
                         help="only each table's recipe row (no ablations): e.g. to check seeds it was not tuned on")
+    parser.add_argument("--defaults-only", action="store_true",
+                        help="only the rows that run params.yaml's defaults (no recipe)")
     parser.add_argument("--update-readme", action="store_true", help="replace the README's table with the result")
     parser.add_argument("--keep", action="store_true", help="keep the scratch repository")
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for every run (default: torch's own choice)")
@@ -180,11 +184,14 @@ def main() -> None:
     tables = [t for t in TABLES if not args.only or t.recipe in args.only]
     if args.recipes_only:
         tables = [replace(t, rows=t.rows[:1]) for t in tables]
+    if args.defaults_only:
+        tables = [replace(t, rows=tuple(r for r in t.rows if r.recipe is None)) for t in tables]
     command = "python benchmarks/recipes.py" + (f" --seeds {' '.join(map(str, args.seeds))}"
                                                 if args.seeds != [0, 1, 2] else "")
     command += f" --only {' '.join(args.only)}" if args.only else ""
     command += f" --threads {args.threads}" if args.threads else ""
     command += " --recipes-only" if args.recipes_only else ""
+    command += " --defaults-only" if args.defaults_only else ""
     out = args.out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="gan-recipes-"))

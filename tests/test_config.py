@@ -156,7 +156,7 @@ def test_validating_params_imports_no_stage_code():
 
 @pytest.mark.parametrize(("model", "words"), [
     ({"arch": "dcgan", "depth": 2}, "model.depth applies to model.arch=mlp, not dcgan"),
-    ({"arch": "mlp", "upsample": "transposed"}, "model.upsample applies to model.arch=dcgan, not mlp"),
+    ({"arch": "mlp", "upsample": "nearest"}, "model.upsample applies to model.arch=dcgan, not mlp"),
     ({"arch": "dcgan", "upsample": "bilinear"}, "model.upsample must be one of transposed, nearest"),
     ({"latent_components": 10, "latent_dim": 1}, "model.latent_dim must be >= 2"),
 ])

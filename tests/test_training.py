@@ -136,8 +136,8 @@ def test_a_killed_run_resumes_and_ends_bit_identical_to_an_uninterrupted_one(tmp
     for report in ("history.tsv", "eval.tsv"):
         assert (straight / "reports/train" / report).read_text() == (crashed / "reports/train" / report).read_text()
     scores = (straight / "reports/train/eval.tsv").read_text().splitlines()
-    assert scores[0] == ("step\tmodes_captured_200\thigh_quality_pct_200\treverse_kl_200\tspread_ratio_200"
-                         and len(scores) == 8)
+    assert scores[0] == "step\tmodes_captured_200\thigh_quality_pct_200\treverse_kl_200\tspread_ratio_200"
+    assert len(scores) == 8
     # MLflow holds every step of the resumed run once, with the values of the uninterrupted run
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     curves = [client.get_metric_history(json.loads((d / "reports/train/run.json").read_text())["run_id"], "loss_d")
