@@ -75,6 +75,7 @@ TABLES = (
         Row("− EMA", "ring8", ("train.ema_half_life_images=0",)),
         Row("− lr decay", "ring8", ("train.lr_decay_start=1.0",)),
         Row("− batch norm in G", "ring8", ("model.g_norm=none",)),
+        Row("lr 1e-3", "ring8", ("train.lr_g=0.001", "train.lr_d=0.001")),
         Row("params.yaml defaults with only", None, ("data.name=ring8", "model.arch=mlp")),
     ), (("GAN (cited)", ("6.3", "98.2", "0.45", "–")), ("PacGAN2 (cited)", ("7.9", "95.6", "0.07", "–")),
         ("PacGAN4 (cited)", ("7.8", "95.9", "0.07", "–")))),
@@ -138,15 +139,18 @@ def metric(metrics: dict[str, float], key: str) -> float:
 
 
 def cell(values: list[float], decimals: int) -> str:
+    """mean ± std [worst seed, best seed] over seeds: a bar that must hold on every seed is read off the range."""
     a = np.asarray(values)
-    return f"{a.mean():.{decimals}f} ± {a.std():.{decimals}f}" if len(a) > 1 else f"{a[0]:.{decimals}f}"
+    if len(a) == 1:
+        return f"{a[0]:.{decimals}f}"
+    return f"{a.mean():.{decimals}f} ± {a.std():.{decimals}f} [{a.min():.{decimals}f}, {a.max():.{decimals}f}]"
 
 
 def render(results: dict[str, list[tuple[Row, list[dict[str, float]], list[float]]]], seeds: list[int],
            command: str, threads: int | None = None) -> str:
     threads_note = f", {threads} thread{'s' if threads > 1 else ''} per run" if threads else ""
     lines = [f"Made by `{command}` on {time.strftime('%Y-%m-%d')}; machine: {machine()}{threads_note}.",
-             f"Each measured row: mean ± std over seeds {', '.join(map(str, seeds))} of one whole `dvc exp run` "
+             f"Each measured row: mean ± std [min, max] over seeds {', '.join(map(str, seeds))} of one whole `dvc exp run` "
              f"each (`gan recipe run NAME --seed S`, ablations add `-- -S key=value`); s/run is its wall time.", ""]
     for table in TABLES:
         if table.recipe not in results:

@@ -157,3 +157,10 @@ def test_the_readme_holds_the_benchmark_table_block():
     assert "Made by `python benchmarks/recipes.py" in block
     for table in bench.TABLES:
         assert f"**{table.recipe}**" in block
+
+
+def test_a_table_cell_shows_the_worst_and_the_best_seed():
+    """The recipes' bars hold on every seed, so a cell gives the range beside mean ± std."""
+    bench = benchmark_module()
+    assert bench.cell([0.001, 0.027, 0.002], 3) == "0.010 ± 0.012 [0.001, 0.027]"
+    assert bench.cell([25.0], 1) == "25.0"
