@@ -139,7 +139,7 @@ def metric(metrics: dict[str, float], key: str) -> float:
 
 
 def cell(values: list[float], decimals: int) -> str:
-    """mean ± std [worst seed, best seed] over seeds: a bar that must hold on every seed is read off the range."""
+    """mean ± std [lowest, highest] over seeds: a bar that must hold on every seed is read off the range."""
     a = np.asarray(values)
     if len(a) == 1:
         return f"{a[0]:.{decimals}f}"
