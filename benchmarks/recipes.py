@@ -66,6 +66,7 @@ TABLES = (
         Row("− lr decay", "grid25", ("train.lr_decay_start=1.0",)),
         Row("− batch norm in G", "grid25", ("model.g_norm=none",)),
         Row("batches of 256", "grid25", ("train.batch_size=256",)),
+        Row("lr 1e-3", "grid25", ("train.lr_g=0.001", "train.lr_d=0.001")),
         Row("params.yaml defaults with only", None, ("data.name=grid25", "model.arch=mlp")),
     ), (("GAN (cited)", ("17.3", "94.8", "0.70", "–")), ("PacGAN2 (cited)", ("23.8", "91.3", "0.13", "–")),
         ("PacGAN4 (cited)", ("24.8", "93.6", "0.04", "–")))),
