@@ -30,13 +30,13 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gan import models  # noqa: E402
-from gan.config import parse_params  # noqa: E402
-from gan.data import DATASETS  # noqa: E402
-from gan.images import to_tensor  # noqa: E402
-from gan.training import Batches, build_state  # noqa: E402
-from gan.updates import make_plan, train_step  # noqa: E402
-from recipes import machine  # noqa: E402  (benchmarks/, this script's folder, is on sys.path)
+from gan import models
+from gan.config import parse_params
+from gan.data import DATASETS
+from gan.images import to_tensor
+from gan.training import Batches, build_state
+from gan.updates import make_plan, train_step
+from recipes import machine  # benchmarks/, this script's folder, is on sys.path
 
 
 def synchronize(device: torch.device) -> None:
@@ -108,7 +108,7 @@ def main() -> None:
     state = build_state(cfg, shape, device, nc)
     batches = Batches(split.train_x, "images", device, state.index_rng, split.train_y if nc else None)
     plan = make_plan(cfg, nc, None, device)
-    plain = PlainLoop(cfg, shape, to_tensor(torch.as_tensor(split.train_x).to(device), device), device)
+    plain = PlainLoop(cfg, shape, to_tensor(split.train_x, device), device)
 
     def project() -> None:
         train_step(state, plan, batches)

@@ -24,6 +24,19 @@ def mlflow_store(tmp_path_factory):
     yield f"sqlite:///{store}"
 
 
+def benchmark_script(name: str):
+    """benchmarks/<name>.py imported as a module (the folder is no package; its scripts import each other)."""
+    import importlib.util
+
+    if str(ROOT / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
 def write_params(directory: Path, overrides: dict) -> Path:
     """params.yaml = the shipped file with `overrides` (nested dicts) merged in."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())

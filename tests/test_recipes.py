@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, copy_repository, dvc, run
+from conftest import ROOT, benchmark_script, copy_repository, dvc, run
 from gan import recipes
 from gan.config import flatten, parse_params
 
@@ -121,18 +121,8 @@ def test_a_recipe_runs_as_a_dvc_experiment_with_exactly_its_params(tmp_path):
     assert 0 <= metrics["modes_captured_500"] <= 8
 
 
-def benchmark_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_recipes", ROOT / "benchmarks" / "recipes.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_every_benchmark_row_is_a_valid_run_of_a_shipped_recipe():
-    bench = benchmark_module()
+    bench = benchmark_script("recipes")
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert {t.recipe for t in bench.TABLES} <= set(shipped())
     for table in bench.TABLES:
@@ -151,7 +141,7 @@ def test_every_benchmark_row_is_a_valid_run_of_a_shipped_recipe():
 
 def test_the_readme_holds_the_benchmark_table_block():
     text = (ROOT / "README.md").read_text()
-    bench = benchmark_module()
+    bench = benchmark_script("recipes")
     assert text.count(bench.BEGIN) == 1 and text.count(bench.END) == 1
     block = text.split(bench.BEGIN, 1)[1].split(bench.END, 1)[0]
     assert "Made by `python benchmarks/recipes.py" in block
@@ -161,6 +151,6 @@ def test_the_readme_holds_the_benchmark_table_block():
 
 def test_a_table_cell_shows_the_worst_and_the_best_seed():
     """The recipes' bars hold on every seed, so a cell gives the range beside mean ± std."""
-    bench = benchmark_module()
+    bench = benchmark_script("recipes")
     assert bench.cell([0.001, 0.027, 0.002], 3) == "0.010 ± 0.012 [0.001, 0.027]"
     assert bench.cell([25.0], 1) == "25.0"
