@@ -30,6 +30,7 @@ class ArchitectureSpec:
     image_sizes: tuple[int, ...] = ()  # empty: any size
     d_batch_norm: bool = False  # D normalises over the batch unless model.spectral_norm is on
     options: tuple[str, ...] = ()  # the keys of MODEL_OPTIONS this architecture reads
+    convolutional: bool = False  # bf16 and channels_last pay off (train.precision: auto takes bf16 on CUDA)
 
 
 # model.* keys that only some architectures read; each architecture's builder takes them as keywords
@@ -40,8 +41,9 @@ UPSAMPLES: tuple[str, ...] = ("transposed", "nearest")
 
 ARCHITECTURES: dict[str, ArchitectureSpec] = {
     "mlp": ArchitectureSpec(("points", "images"), options=("depth", "d_depth", "d_width", "g_norm", "d_activation")),
-    "dcgan": ArchitectureSpec(("images",), (28, 32, 64), d_batch_norm=True, options=("upsample",)),
-    "resnet": ArchitectureSpec(("images",), (32,)),
+    "dcgan": ArchitectureSpec(("images",), (28, 32, 64), d_batch_norm=True, options=("upsample",),
+                              convolutional=True),
+    "resnet": ArchitectureSpec(("images",), (32,), convolutional=True),
 }
 
 LOSSES: tuple[str, ...] = ("nonsaturating", "minimax", "hinge", "wasserstein", "least_squares")
@@ -49,6 +51,9 @@ LOSSES: tuple[str, ...] = ("nonsaturating", "minimax", "hinge", "wasserstein", "
 GRADIENT_PENALTY_LOSSES: tuple[str, ...] = ("wasserstein",)
 
 AUGMENT_POLICIES: tuple[str, ...] = ("color", "translation", "cutout")
+
+# train.precision: auto is bf16 for conv nets on CUDA and fp32 otherwise (gan.updates.resolve_precision)
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 
 # evaluate.metrics: the names of gan.metrics.registry.METRICS, which says what each needs and measures
 METRICS: tuple[str, ...] = (

@@ -203,16 +203,33 @@ def load_checkpoint(path: Path, what: str, fix: str) -> tuple[dict[str, Any], st
 
 
 def rng_state(*generators: torch.Generator) -> dict[str, Any]:
-    """The global torch RNGs and the per-purpose generators, for an exact resume."""
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "generators": [g.get_state() for g in generators]}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+    """The CPU's global torch RNG and the per-purpose generators (with their device types), for an exact resume.
+
+    Nothing draws from the global CUDA RNGs (every draw names its generator), so their state, which
+    is tied to how many GPUs a machine has, is not kept.
+    """
+    return {"torch": torch.get_rng_state(), "generators": [g.get_state() for g in generators],
+            "devices": [g.device.type for g in generators]}
 
 
-def restore_rng(state: dict[str, Any], *generators: torch.Generator) -> None:
+def restore_rng(state: dict[str, Any], *generators: torch.Generator, step: int = 0) -> str:
+    """Put the saved states back; returns "" when every stream continues exactly, else a note on what did not.
+
+    A generator saved on another device type (a CUDA checkpoint resumed with train.device: cpu) has
+    a state this device cannot take: it is reseeded from its own seed and `step` instead, so the
+    resumed run is reproducible but draws other batches and latents than the original would have.
+    """
     torch.set_rng_state(state["torch"])
-    for gen, saved in zip(generators, state["generators"], strict=True):
-        gen.set_state(saved)
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    devices = state.get("devices") or ["cpu"] * len(generators)
+    moved = []
+    for gen, saved, device in zip(generators, state["generators"], devices, strict=True):
+        if device == gen.device.type:
+            gen.set_state(saved)
+        else:
+            gen.manual_seed((gen.initial_seed() * 1_000_003 + step) % 2**63)
+            moved.append(device)
+    if not moved:
+        return ""
+    return (f"the checkpoint's random streams were drawn on {moved[0]} and this run draws on "
+            f"{generators[0].device.type}; they restart from (seed, step {step}), so the rest of the run is "
+            f"reproducible but not the one an uninterrupted {moved[0]} run would have drawn")

@@ -73,6 +73,8 @@ class ModelConfig:
                                doc="MLP: D's hidden layers, maxout (5 pieces) or LeakyReLU(0.2)")
     upsample: str = _param("transposed", choices=catalog.UPSAMPLES,
                            doc="DCGAN: G's 2x upsampling, transposed conv or nearest + 3x3 conv")
+    sync_batchnorm: bool = _param(False, doc="train.processes > 1 on CUDA: batch norm over the global batch "
+                                             "(SyncBatchNorm); off: each process normalises its own share")
 
     def options(self) -> dict[str, Any]:
         """The architecture-specific keys model.arch reads, for gan.models.build."""
@@ -100,7 +102,13 @@ class TrainConfig:
                                       choices=catalog.AUGMENT_POLICIES,
                                       doc="DiffAugment policy, e.g. [color, translation, cutout]; []: off")
     pack: int = _param(1, _positive, "> 0", doc="PacGAN: D judges this many samples at once")
-    mixed_precision: bool = _param(True, doc="bf16 autocast and channels_last on CUDA; the CPU stays exact fp32")
+    precision: str = _param("auto", choices=catalog.PRECISIONS,
+                            doc="fp32, or bf16 autocast with fp32 weights and penalties (conv nets also channels_last); "
+                                "auto: bf16 for conv nets on CUDA, fp32 otherwise")
+    compile: bool = _param(False, doc="torch.compile G and D (the first steps pay the compilation)")
+    processes: int = _param(1, _positive, "> 0",
+                            doc="training processes on this machine (torchrun; gloo on the CPU, one GPU each on CUDA); "
+                                "train.batch_size is the global batch")
     device: str = _param("auto", lambda x: x in ("auto", "cpu") or x == "cuda" or x.startswith("cuda:"),
                          "'auto', 'cpu', 'cuda' or 'cuda:N'")
     sample_every: int = _param(500, _positive, "> 0")
@@ -195,6 +203,8 @@ class _Reader:
         for key in raw:
             if key not in known:
                 where = f"{path}.{key}" if path else str(key)
+                if where in RENAMED:
+                    self.fail(f"{where} was replaced by {RENAMED[where]}")
                 hint = difflib.get_close_matches(str(key), known, n=1)
                 suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
                 self.fail(f"unknown key {where}{suggestion}; known keys here: {', '.join(known)}")
@@ -279,14 +289,25 @@ def _cross_check(cfg: Config, fail: Callable[[str], typing.NoReturn]) -> None:
         if kind != "images":
             fail(f"train.augment={list(t.augment)} works on images, but data.name={cfg.data.name} gives {kind}; "
                  f"set train.augment: []")
-    if t.batch_size % t.pack:
-        fail(f"train.batch_size ({t.batch_size}) must be a multiple of train.pack ({t.pack})")
+    if t.batch_size % t.processes:
+        fail(f"train.batch_size ({t.batch_size}) is the global batch and must split evenly over train.processes "
+             f"({t.processes}); set a multiple of {t.processes}, e.g. {t.processes * max(1, t.batch_size // t.processes)}")
+    if (t.batch_size // t.processes) % t.pack:
+        share = " per process" if t.processes > 1 else ""
+        fail(f"train.batch_size{share} ({t.batch_size // t.processes}) must be a multiple of train.pack ({t.pack})")
+    if t.precision == "bf16" and kind == "points":
+        fail(f"train.precision=bf16 rounds 2-D coordinates to 8 bits of mantissa (steps of 0.016-0.031 on "
+             f"data.name={cfg.data.name}, a third of a mode's spread); set train.precision: fp32 or auto")
     if t.pack > 1 and cfg.model.conditional:
         fail("train.pack > 1 does not combine with model.conditional: true (a packed D sees several classes); "
              "set one of them off")
     if cfg.evaluate.num_samples > cfg.generate.num_samples:
         fail(f"evaluate.num_samples ({cfg.evaluate.num_samples}) must be <= generate.num_samples "
              f"({cfg.generate.num_samples}): evaluate scores the samples that generate wrote")
+
+
+# keys that were renamed: an old params.yaml gets the new name instead of "unknown key"
+RENAMED = {"train.mixed_precision": "train.precision (auto | fp32 | bf16; auto is what mixed_precision: true did)"}
 
 
 def parse_params(raw: Any, source: str = "params.yaml") -> Config:

@@ -59,6 +59,9 @@ class Reporter:
             raise self._error
         if not self.pending:
             return
+        device = self.pending[-1][1][self.columns[0]].device
+        if device.type == "cuda":  # the steps queued on the GPU finish first: waiting for them is training time
+            torch.cuda.synchronize(device)
         started = time.perf_counter()
         stacked = torch.stack([torch.stack([v[c] for c in self.columns]) for _, v in self.pending])
         numbers = stacked.float().cpu().tolist()  # the one host sync per flush

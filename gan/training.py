@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from gan import checkpoint, models, provenance, sampling, tracking
+from gan import checkpoint, distributed, models, provenance, sampling, tracking
 from gan.augment import DiffAugment
 from gan.config import Config, fingerprint
 from gan.data import load_prepared
@@ -33,8 +33,9 @@ from gan.metrics.frechet import fid
 from gan.metrics.modes import mode_scores
 from gan.metrics.registry import result_key
 from gan.reporting import Reporter, append_tsv, save_curves, write_tsv
-from gan.runtime import generator_for, make_deterministic, resolve_device
-from gan.updates import Plan, cuda_fast_path, make_plan, train_step
+from gan.distributed import SINGLE, World
+from gan.runtime import configure_threads, generator_for, make_deterministic, resolve_device
+from gan.updates import Plan, make_plan, resolve_precision, train_step, uses_channels_last
 
 SCATTER_POINTS = 1000  # generated points in each 2-D progress plot
 
@@ -87,8 +88,21 @@ class State:
     history: list[list[float]] = field(default_factory=list)  # rows of [step, *Reporter.columns]
     eval_history: list[list[float]] = field(default_factory=list)  # rows of [step, *scores during training]
     run_id: str | None = None
+    world: World = SINGLE  # the training processes; this state is rank world.rank's
+    resume_note: str = ""  # what a resume could not restore exactly (RNGs written on another device type)
 
-    def to_dict(self, run_fingerprint: dict[str, Any]) -> dict[str, Any]:
+    @property
+    def rngs(self) -> tuple[torch.Generator, ...]:
+        return self.index_rng, self.noise_rng, self.augment_rng, self.penalty_rng
+
+    def rng_states(self) -> list[dict[str, Any]]:
+        """Every rank's RNG states, rank order (a collective: every rank calls it at each checkpoint)."""
+        return self.world.gather(checkpoint.rng_state(*self.rngs))
+
+    def to_dict(self, run_fingerprint: dict[str, Any], rng_states: list[dict[str, Any]] | None = None
+                ) -> dict[str, Any]:
+        """The checkpoint; `rng_states` is rng_states()'s answer, gathered from every rank."""
+        ranks = rng_states or [checkpoint.rng_state(*self.rngs)]
         return {
             "version": checkpoint.FORMAT_VERSION,
             "fingerprint": json.dumps(run_fingerprint, sort_keys=True),
@@ -97,7 +111,8 @@ class State:
             "discriminator": self.discriminator.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
-            "rng": checkpoint.rng_state(self.index_rng, self.noise_rng, self.augment_rng, self.penalty_rng),
+            "rng": ranks[0],
+            "rank_rng": ranks,  # one entry per process of a multi-process run
             "ema": self.ema.state_dict() if self.ema else {},
             "fixed_z": self.fixed_z.cpu(),
             "history": torch.tensor(self.history, dtype=torch.float64).reshape(-1, len(Reporter.columns) + 1),
@@ -110,7 +125,8 @@ class State:
         self.discriminator.load_state_dict(saved["discriminator"])
         self.opt_g.load_state_dict(saved["opt_g"])
         self.opt_d.load_state_dict(saved["opt_d"])
-        checkpoint.restore_rng(saved["rng"], self.index_rng, self.noise_rng, self.augment_rng, self.penalty_rng)
+        ranks = saved.get("rank_rng") or [saved["rng"]]
+        self.resume_note = checkpoint.restore_rng(ranks[self.world.rank], *self.rngs, step=int(saved["step"]))
         if self.ema:
             self.ema.load_state_dict(saved["ema"])
         self.fixed_z = saved["fixed_z"].to(self.fixed_z.device)
@@ -133,15 +149,20 @@ class State:
         return out
 
 
-def build_state(cfg: Config, data_shape: tuple[int, ...], device: torch.device, num_classes: int = 0) -> State:
-    """Fresh networks, optimisers and RNGs; `num_classes` > 0 builds a conditional pair."""
+def build_state(cfg: Config, data_shape: tuple[int, ...], device: torch.device, num_classes: int = 0,
+                world: World = SINGLE) -> State:
+    """Fresh networks, optimisers and RNGs; `num_classes` > 0 builds a conditional pair.
+
+    Every process of a multi-process run builds the same networks (same seed); its batches,
+    latents, augmentations and penalty draws come from RNGs seeded by (seed, rank).
+    """
     make_deterministic(cfg.seed, device)
     t = cfg.train
     generator, discriminator = models.build(cfg.model.arch, data_shape, cfg.model.latent_dim, cfg.model.width,
                                             num_classes=num_classes, pack=t.pack,
                                             spectral_norm=cfg.model.spectral_norm, options=cfg.model.options(),
                                             latent_components=cfg.model.latent_components)
-    layout = torch.channels_last if cuda_fast_path(cfg, device) else torch.contiguous_format  # 4-D weights only
+    layout = torch.channels_last if uses_channels_last(cfg, device) else torch.contiguous_format  # 4-D weights only
     generator.to(device, memory_format=layout).train()
     discriminator.to(device, memory_format=layout).train()
     opt_g = torch.optim.Adam(generator.parameters(), lr=t.lr_g, betas=t.betas_g)
@@ -157,9 +178,14 @@ def build_state(cfg: Config, data_shape: tuple[int, ...], device: torch.device, 
     if t.ema_half_life_images:
         ema = EMA(generator, t.ema_half_life_images, t.batch_size,
                   calibration=partial(standing_inputs, cfg, num_classes, device))
-    return State(generator, discriminator, opt_g, opt_d, generator_for(cfg.seed, "batches"),
-                 generator_for(cfg.seed, "noise", device), generator_for(cfg.seed, "augment"),
-                 generator_for(cfg.seed, "penalty", device), fixed_z, fixed_y, ema)
+    # after the EMA copy: the sampler keeps plain batch norm, as only rank 0 samples
+    distributed.sync_batch_norm((generator, discriminator), world, device, cfg.model.sync_batchnorm)
+
+    def rng(purpose: str) -> torch.Generator:  # on the device: drawing there needs no host-to-device copy
+        return generator_for(cfg.seed, purpose if world.rank == 0 else f"{purpose}@rank{world.rank}", device)
+
+    return State(generator, discriminator, opt_g, opt_d, rng("batches"), rng("noise"), rng("augment"),
+                 rng("penalty"), fixed_z, fixed_y, ema, world=world)
 
 
 STANDING_BATCHES = 16  # forward passes behind the EMA generator's batch-norm statistics
@@ -192,21 +218,23 @@ class Batches:
 
     def draw(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, C, H, W) in [-1, 1] or (B, 2), and the (B,) labels when kept."""
-        idx = torch.randint(len(self.data), (batch_size,), generator=self.rng).to(self.data.device)
+        idx = torch.randint(len(self.data), (batch_size,), generator=self.rng, device=self.rng.device)
         batch = self.data[idx]
         x = to_tensor(batch, batch.device) if self.images else batch
         return x, (self.labels[idx] if self.labels is not None else None)
 
 
-def run_fingerprint(cfg: Config, data_sha256: str) -> dict[str, Any]:
+def run_fingerprint(cfg: Config, data_sha256: str, world_size: int = 1) -> dict[str, Any]:
     """What makes two runs the same run: a checkpoint resumes only under an equal fingerprint.
 
     That is the params train reads, the data, and the code: the digest of every gan/ file that
     training imports, so that after any edit of that code (a bug fix in a loss, a model, the loop)
-    the run starts from step 0 instead of republishing what the old code trained.
+    the run starts from step 0 instead of republishing what the old code trained. The number of
+    processes is in it too (several nodes make it more than train.processes): each rank has its
+    own RNG streams, so a run resumes only at the world size that wrote it.
     """
     return {**fingerprint(cfg, ("model", "train")), "grid_rows": cfg.generate.grid_rows,
-            "data_sha256": data_sha256, "code_sha256": provenance.code_digest(__name__)}
+            "data_sha256": data_sha256, "code_sha256": provenance.code_digest(__name__), "world_size": world_size}
 
 
 def checkpoint_path(paths: TrainPaths, run_fp: dict[str, Any]) -> Path:
@@ -216,44 +244,73 @@ def checkpoint_path(paths: TrainPaths, run_fp: dict[str, Any]) -> Path:
 
 
 def try_resume(state: State, ckpt: Path, run_fp: dict[str, Any]) -> bool:
-    """Load the checkpoint of this fingerprint, or the previous one beside it when the last is unreadable."""
-    checkpoint.remove_stale_temps(ckpt)
+    """Load the checkpoint of this fingerprint, or the previous one beside it when the last is unreadable.
+
+    Every rank loads the same file; rank 0 alone clears the temp files a killed write left.
+    """
+    if state.world.main:
+        checkpoint.remove_stale_temps(ckpt)
+    state.world.barrier()
     loaded = checkpoint.load_checkpoint(ckpt, "training checkpoint", "run `dvc repro train` to start afresh")
     if loaded is None:
         return False
     saved, note = loaded
     if saved["fingerprint"] != json.dumps(run_fp, sort_keys=True):
         return False
-    if note:
+    if note and state.world.main:
         print(f"train: {note}")
     state.load_dict(saved)
+    if state.resume_note and state.world.main:
+        print(f"train: {state.resume_note}")
     return True
 
 
 def train(cfg: Config, paths: TrainPaths) -> dict[str, Any]:
-    """Train G and D as params.yaml says, resuming from a matching checkpoint; returns a summary."""
+    """Train G and D as params.yaml says, resuming from a matching checkpoint; returns a summary.
+
+    Under torchrun (train.processes > 1, or several nodes) this is one rank of a data-parallel run:
+    every rank trains, rank 0 alone tracks and writes (gan.distributed).
+    """
+    world = distributed.world_from_environment()
     prepared = load_prepared(paths.prepared)
-    device = resolve_device(cfg.train.device)
+    device = resolve_device(distributed.rank_device(cfg.train.device, world))
+    distributed.join(world, device)
+    try:
+        return _train(cfg, paths, prepared, device, world)
+    finally:
+        distributed.leave()
+
+
+def _train(cfg: Config, paths: TrainPaths, prepared: Any, device: torch.device, world: World) -> dict[str, Any]:
     meta = prepared.meta
     num_classes = _conditional_classes(cfg, meta)
-    state = build_state(cfg, tuple(meta["shape"]), device, num_classes)
-    run_fp = run_fingerprint(cfg, meta["sha256"])
+    state = build_state(cfg, tuple(meta["shape"]), device, num_classes, world)
+    run_fp = run_fingerprint(cfg, meta["sha256"], world.size)
     ckpt = checkpoint_path(paths, run_fp)
     resumed = try_resume(state, ckpt, run_fp)
+    if len(set(world.gather((resumed, state.step)))) > 1:
+        raise RuntimeError(f"the training processes disagree on where to resume: {world.gather(state.step)}")
+    batches = Batches(prepared.train_x, meta["kind"], device, state.index_rng,
+                      prepared.train_y if num_classes else None)
+    augment = DiffAugment(cfg.train.augment, state.augment_rng) if cfg.train.augment else None
+    plan = make_plan(cfg, num_classes, augment, device, world)
+    if not world.main:
+        return _follow(state, cfg, plan, batches)
     if not resumed:
         shutil.rmtree(paths.samples, ignore_errors=True)
-    print(f"train: {cfg.model.arch} on {meta['name']} ({len(prepared.train_x)} samples), device {device}, "
+    threads = configure_threads()
+    processes = f", {world.size} processes of {plan.batch_size} samples" if world.parallel else ""
+    print(f"train: {cfg.model.arch} on {meta['name']} ({len(prepared.train_x)} samples), device {device}{processes}, "
+          f"{plan.precision}{', compiled' if cfg.train.compile else ''}, {threads} threads, "
           + (f"resuming at step {state.step}" if resumed else "from scratch") + f", {cfg.train.steps} steps")
-    run = tracking.start_run(f"{cfg.data.name}-{cfg.model.arch}",
-                             {"data.sha256": meta["sha256"], "code.sha256": run_fp["code_sha256"]}, state.run_id)
+    tags = {"data.sha256": meta["sha256"], "code.sha256": run_fp["code_sha256"],
+            "distributed.world_size": str(world.size), "runtime.device": str(device),
+            "runtime.precision": plan.precision, "runtime.threads": str(threads)}
+    run = tracking.start_run(f"{cfg.data.name}-{cfg.model.arch}", tags, state.run_id)
     state.run_id = run.run_id
     run.log_params(cfg.flat())
     run.write_link(paths.run_link)
     try:
-        batches = Batches(prepared.train_x, meta["kind"], device, state.index_rng,
-                          prepared.train_y if num_classes else None)
-        augment = DiffAugment(cfg.train.augment, state.augment_rng) if cfg.train.augment else None
-        plan = make_plan(cfg, num_classes, augment, device)
         summary = _loop(state, cfg, plan, paths, ckpt, run_fp, batches, run)
         models.save_generator(state.sampler, cfg, meta, state.step, paths.generator)
         _log_model(state, cfg, run, paths.generator)
@@ -263,6 +320,17 @@ def train(cfg: Config, paths: TrainPaths) -> dict[str, Any]:
         raise
     run.finish()
     return summary
+
+
+def _follow(state: State, cfg: Config, plan: Plan, batches: Batches) -> dict[str, Any]:
+    """A rank other than 0: the same steps (their collectives average the gradients), and its RNG states
+    at each checkpoint, which rank 0 writes. Nothing is logged or written here."""
+    t = cfg.train
+    while state.step < t.steps:
+        train_step(state, plan, batches)
+        if state.step % t.checkpoint_every == 0 or state.step == t.steps:
+            state.rng_states()
+    return {"steps": state.step}
 
 
 def _conditional_classes(cfg: Config, meta: dict[str, Any]) -> int:
@@ -304,7 +372,7 @@ def _loop(state: State, cfg: Config, plan: Plan, paths: TrainPaths, ckpt: Path, 
             if score:
                 scorer(state)
             if checkpoint_due:
-                checkpoint.save_checkpoint(state.to_dict(run_fp), ckpt)
+                checkpoint.save_checkpoint(state.to_dict(run_fp, state.rng_states()), ckpt)
                 guard.saved_step = step
     except TrainingDiverged:
         reporter.close()  # the curves up to the divergence stay in history.tsv and MLflow

@@ -11,8 +11,11 @@ from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 import torch
 
-from gan import losses, sampling
+from torch import nn
+
+from gan import catalog, losses, sampling
 from gan.augment import DiffAugment
+from gan.distributed import SINGLE, World
 from gan.stabilizers import pack, unpack
 
 if TYPE_CHECKING:  # the trainer's state; imported for annotations only, to avoid a cycle
@@ -41,6 +44,18 @@ class Plan:
     lr_d: float = 0.0
     total_steps: int = 0
     decay_start: float = 1.0  # share of total_steps after which both learning rates fall linearly to 0
+    precision: str = "fp32"  # what train.precision resolved to: fp32 | bf16
+    world: World = SINGLE  # the training processes; batch_size above is this process's share
+    compiled: dict[int, Callable[..., Tensor]] | None = None  # id(module) -> torch.compile(module), train.compile
+
+    def net(self, module: nn.Module) -> Callable[..., Tensor]:
+        """The module to call in a step: its torch.compile wrapper under train.compile (same parameters)."""
+        if self.compiled is None:
+            return module
+        key = id(module)
+        if key not in self.compiled:
+            self.compiled[key] = torch.compile(module)
+        return self.compiled[key]
 
     def lr_factor(self, step: int) -> float:
         """The share of the base learning rates for update number step + 1 (1 until the decay starts)."""
@@ -63,19 +78,35 @@ class Plan:
         return {"y": y} if self.num_classes else {}
 
 
-def cuda_fast_path(cfg: Any, device: torch.device) -> bool:
-    """bf16 autocast and channels_last: on CUDA when train.mixed_precision is on; the CPU stays exact fp32."""
-    return device.type == "cuda" and cfg.train.mixed_precision
+def resolve_precision(cfg: Any, device: torch.device) -> str:
+    """train.precision as run: `auto` is bf16 for conv nets on CUDA and fp32 otherwise.
+
+    On this project's CPU (a Xeon with AVX512-BF16, no AMX) bf16 autocast made the default DCGAN
+    step slower, not faster (benchmarks/train_step.py), so auto keeps the CPU in fp32; `bf16` runs
+    the same autocast code on the CPU when asked. 2-D points never get bf16 (config refuses it):
+    its 8-bit mantissa rounds grid25's coordinates by a third of a mode's spread.
+    """
+    if cfg.train.precision != "auto":
+        return cfg.train.precision
+    convolutional = catalog.ARCHITECTURES[cfg.model.arch].convolutional
+    return "bf16" if device.type == "cuda" and convolutional else "fp32"
 
 
-def make_plan(cfg: Any, num_classes: int, augment: DiffAugment | None, device: torch.device) -> Plan:
+def uses_channels_last(cfg: Any, device: torch.device) -> bool:
+    """channels_last goes with bf16 on conv nets (tensor cores and oneDNN's bf16 kernels want NHWC)."""
+    return resolve_precision(cfg, device) == "bf16" and catalog.ARCHITECTURES[cfg.model.arch].convolutional
+
+
+def make_plan(cfg: Any, num_classes: int, augment: DiffAugment | None, device: torch.device,
+              world: World = SINGLE) -> Plan:
     t = cfg.train
     loss = losses.LOSSES[t.loss]
-    fast = cuda_fast_path(cfg, device)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if fast else nullcontext
-    return Plan(loss, t.batch_size, cfg.model.latent_dim, t.d_steps, num_classes, augment, t.pack,
-                t.gp_weight if loss.uses_gradient_penalty else 0.0, t.r1_weight, t.r1_interval, autocast, fast,
-                t.lr_g, t.lr_d, t.steps, t.lr_decay_start)
+    precision = resolve_precision(cfg, device)
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if precision == "bf16" else nullcontext
+    return Plan(loss, world.share(t.batch_size), cfg.model.latent_dim, t.d_steps, num_classes, augment, t.pack,
+                t.gp_weight if loss.uses_gradient_penalty else 0.0, t.r1_weight, t.r1_interval, autocast,
+                uses_channels_last(cfg, device), t.lr_g, t.lr_d, t.steps, t.lr_decay_start, precision, world,
+                {} if t.compile else None)
 
 
 def fake_labels(plan: Plan, state: "State") -> Tensor | None:
@@ -90,11 +121,18 @@ def d_update(state: "State", plan: Plan, real: Tensor, real_y: Tensor | None) ->
     z = sampling.noise(plan.batch_size, plan.latent_dim, state.noise_rng, state.noise_rng.device)
     fake_y = fake_labels(plan, state)
     with torch.no_grad(), plan.autocast():
-        fake = state.generator(z.to(real.device), **plan.labels(fake_y)).float()
+        fake = plan.net(state.generator)(z, **plan.labels(fake_y)).float()
+    return d_update_on(state, plan, real, real_y, fake, fake_y)
+
+
+def d_update_on(state: "State", plan: Plan, real: Tensor, real_y: Tensor | None, fake: Tensor,
+                fake_y: Tensor | None) -> dict[str, Tensor]:
+    """The D step on given reals and fakes; with several processes the gradients are averaged over them."""
     real_in, fake_in = plan.d_view(real), plan.d_view(fake)
+    discriminator = plan.net(state.discriminator)
     with plan.autocast():
-        real_scores = state.discriminator(real_in, **plan.labels(real_y)).float()
-        fake_scores = state.discriminator(fake_in, **plan.labels(fake_y)).float()
+        real_scores = discriminator(real_in, **plan.labels(real_y)).float()
+        fake_scores = discriminator(fake_in, **plan.labels(fake_y)).float()
     loss_d = plan.loss.d_loss(real_scores, fake_scores)
     total = loss_d
     if plan.gp_weight:  # in fp32: a penalty on gradients is too fine for bf16
@@ -106,6 +144,7 @@ def d_update(state: "State", plan: Plan, real: Tensor, real_y: Tensor | None) ->
         total = total + plan.gp_weight * penalty
     state.opt_d.zero_grad(set_to_none=True)
     total.backward()
+    plan.world.average_gradients(state.discriminator)
     state.opt_d.step()
     readout = plan.loss.readout
     return {"loss_d": loss_d.detach(), "d_real": readout(real_scores.detach()).mean(),
@@ -115,10 +154,11 @@ def d_update(state: "State", plan: Plan, real: Tensor, real_y: Tensor | None) ->
 def r1_update(state: "State", plan: Plan, real: Tensor, real_y: Tensor | None) -> None:
     """Lazy R1 (Mescheder et al. 2018; Karras et al. 2020): γ/2·E‖∇D(x)‖², every r1_interval steps, × interval."""
     real_in = plan.d_view(real).detach().requires_grad_(True)
-    scores = state.discriminator(real_in, **plan.labels(real_y)).float()
+    scores = state.discriminator(real_in, **plan.labels(real_y)).float()  # fp32, eager: a penalty on gradients
     penalty = losses.r1_penalty(scores, real_in)
     state.opt_d.zero_grad(set_to_none=True)
     (plan.r1_weight / 2 * plan.r1_interval * penalty).backward()
+    plan.world.average_gradients(state.discriminator)
     state.opt_d.step()
 
 
@@ -128,11 +168,12 @@ def g_update(state: "State", plan: Plan) -> dict[str, Tensor]:
     z = sampling.noise(plan.batch_size, plan.latent_dim, state.noise_rng, state.noise_rng.device)
     fake_y = fake_labels(plan, state)
     with plan.autocast():
-        fake = state.generator(z, **plan.labels(fake_y))
-        scores = state.discriminator(plan.d_view(fake.float()), **plan.labels(fake_y)).float()
+        fake = plan.net(state.generator)(z, **plan.labels(fake_y))
+        scores = plan.net(state.discriminator)(plan.d_view(fake.float()), **plan.labels(fake_y)).float()
     loss_g = plan.loss.g_loss(scores)
     state.opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
+    plan.world.average_gradients(state.generator)
     state.opt_g.step()
     state.discriminator.requires_grad_(True)
     if state.ema is not None:
@@ -153,4 +194,4 @@ def train_step(state: "State", plan: Plan, batches: "Batches") -> dict[str, Tens
         r1_update(state, plan, *batches.draw(plan.batch_size))
     stats.update(g_update(state, plan))
     state.step += 1
-    return stats
+    return plan.world.average_stats(stats)
