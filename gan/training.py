@@ -165,8 +165,9 @@ def build_state(cfg: Config, data_shape: tuple[int, ...], device: torch.device, 
     layout = torch.channels_last if uses_channels_last(cfg, device) else torch.contiguous_format  # 4-D weights only
     generator.to(device, memory_format=layout).train()
     discriminator.to(device, memory_format=layout).train()
-    opt_g = torch.optim.Adam(generator.parameters(), lr=t.lr_g, betas=t.betas_g)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=t.lr_d, betas=t.betas_d)
+    # fused: one kernel per step, and the step counters stay on the device (the foreach form reads them back)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=t.lr_g, betas=t.betas_g, fused=True)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=t.lr_d, betas=t.betas_d, fused=True)
     images, rows = len(data_shape) == 3, cfg.generate.grid_rows
     count = (num_classes or rows) * rows if images else SCATTER_POINTS  # conditional grid: one row per class
     fixed_z = sampling.noise(count, cfg.model.latent_dim, generator_for(cfg.seed, "fixed-noise", device), device)

@@ -137,7 +137,7 @@ def test_dvc_repro_on_two_processes_and_two_queue_workers_log_to_one_store(tmp_p
     dvc(root, env, "repro")
     store = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     (run,) = store.search_runs([store.get_experiment_by_name("gan").experiment_id])
-    assert run.data.tags["distributed.world_size"] == "2" and "modes_captured_1k" in run.data.metrics
+    assert run.data.tags["distributed.world_size"] == "2" and "eval/modes_captured_1k" in run.data.metrics
 
     for lr in ("0.0001", "0.0003"):
         dvc(root, env, "exp", "run", "--queue", "-n", f"lr-{lr}", "-S", "train.processes=1", "-S", f"train.lr_g={lr}")
@@ -158,4 +158,4 @@ def test_dvc_repro_on_two_processes_and_two_queue_workers_log_to_one_store(tmp_p
     for name, r in queued.items():
         assert r.info.status == "FINISHED" and r.data.params["train.lr_g"] == name.split("-")[1]
         assert r.data.tags["runtime.threads"] == "1", "GAN_THREADS reaches the queue workers' stages"
-        assert "modes_captured_1k" in r.data.metrics
+        assert "eval/modes_captured_1k" in r.data.metrics
