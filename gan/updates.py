@@ -1,5 +1,5 @@
 """One training step as phases: D main (d_steps times, G frozen), D regularisation (lazy R1),
-G main (D frozen), then the EMA of G. The maths of each objective stays in gan.losses; this
+G main (D frozen, on the last D step's samples), then the EMA of G. The maths of each objective stays in gan.losses; this
 module only decides what D sees (augmented, packed, with labels) and in which precision.
 """
 
@@ -116,13 +116,27 @@ def fake_labels(plan: Plan, state: "State") -> Tensor | None:
     return torch.randint(plan.num_classes, (plan.batch_size,), generator=rng, device=rng.device)
 
 
-def d_update(state: "State", plan: Plan, real: Tensor, real_y: Tensor | None) -> dict[str, Tensor]:
-    """One D step with G frozen: G's samples are made without a graph."""
+Fakes = tuple[Tensor, Tensor | None]  # G's samples (with G's graph) and the classes they were asked for
+
+
+def generate(state: "State", plan: Plan, graph: bool) -> Fakes:
+    """A batch of G's samples from fresh latents; with `graph`, ready for G's backward."""
     z = sampling.noise(plan.batch_size, plan.latent_dim, state.noise_rng, state.noise_rng.device)
     fake_y = fake_labels(plan, state)
-    with torch.no_grad(), plan.autocast():
-        fake = plan.net(state.generator)(z, **plan.labels(fake_y)).float()
-    return d_update_on(state, plan, real, real_y, fake, fake_y)
+    with torch.set_grad_enabled(graph), plan.autocast():
+        return plan.net(state.generator)(z, **plan.labels(fake_y)), fake_y
+
+
+def d_update(state: "State", plan: Plan, real: Tensor, real_y: Tensor | None,
+             keep: bool = False) -> tuple[dict[str, Tensor], Fakes | None]:
+    """One D step with G frozen: D sees G's samples detached.
+
+    With `keep` the samples are made with G's graph and returned, and the G step that follows
+    reuses them (as the DCGAN reference loop does) instead of running G a second time.
+    """
+    fake, fake_y = generate(state, plan, graph=keep)
+    stats = d_update_on(state, plan, real, real_y, fake.detach().float(), fake_y)
+    return stats, ((fake, fake_y) if keep else None)
 
 
 def d_update_on(state: "State", plan: Plan, real: Tensor, real_y: Tensor | None, fake: Tensor,
@@ -162,13 +176,14 @@ def r1_update(state: "State", plan: Plan, real: Tensor, real_y: Tensor | None) -
     state.opt_d.step()
 
 
-def g_update(state: "State", plan: Plan) -> dict[str, Tensor]:
-    """One G step with D frozen: gradients flow through D (and the augmentation) into G."""
+def g_update(state: "State", plan: Plan, fakes: Fakes | None = None) -> dict[str, Tensor]:
+    """One G step with D frozen: gradients flow through D (and the augmentation) into G.
+
+    `fakes`: the last D step's samples, with G's graph; without them G draws a new batch.
+    """
     state.discriminator.requires_grad_(False)
-    z = sampling.noise(plan.batch_size, plan.latent_dim, state.noise_rng, state.noise_rng.device)
-    fake_y = fake_labels(plan, state)
+    fake, fake_y = fakes if fakes is not None else generate(state, plan, graph=True)
     with plan.autocast():
-        fake = plan.net(state.generator)(z, **plan.labels(fake_y))
         scores = plan.net(state.discriminator)(plan.d_view(fake.float()), **plan.labels(fake_y)).float()
     loss_g = plan.loss.g_loss(scores)
     state.opt_g.zero_grad(set_to_none=True)
@@ -188,10 +203,13 @@ def train_step(state: "State", plan: Plan, batches: "Batches") -> dict[str, Tens
         for optimizer, lr in ((state.opt_g, plan.lr_g), (state.opt_d, plan.lr_d)):
             for group in optimizer.param_groups:
                 group["lr"] = lr * factor
-    d_stats = [d_update(state, plan, *batches.draw(plan.batch_size)) for _ in range(plan.d_steps)]
+    d_stats, fakes = [], None
+    for i in range(plan.d_steps):
+        stats, fakes = d_update(state, plan, *batches.draw(plan.batch_size), keep=i == plan.d_steps - 1)
+        d_stats.append(stats)
     stats = {k: torch.stack([s[k] for s in d_stats]).mean() for k in d_stats[0]}
     if plan.r1_weight and state.step % plan.r1_interval == 0:
         r1_update(state, plan, *batches.draw(plan.batch_size))
-    stats.update(g_update(state, plan))
+    stats.update(g_update(state, plan, fakes))
     state.step += 1
     return plan.world.average_stats(stats)

@@ -30,13 +30,28 @@ def test_the_plain_loop_trains_the_project_s_networks():
     assert all(not torch.equal(a, b) for a, b in zip(before, after))  # both optimisers stepped every weight
 
 
-def test_the_benchmark_prints_img_per_second_of_both_sides_and_their_ratio():
+def _figures(*options: str) -> tuple[dict[str, float], float]:
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_step.py"), "--steps", "2",
-                          "--repeats", "1", "--warmup", "1", "--threads", "1"],
+                          "--repeats", "1", "--warmup", "1", "--threads", "2", *options],
                          capture_output=True, text=True, timeout=600, check=False)
     assert out.returncode == 0, out.stderr
-    ours = float(re.search(r"project train_step:\s+([\d.]+) img/s", out.stdout).group(1))
-    plain = float(re.search(r"plain loop:\s+([\d.]+) img/s", out.stdout).group(1))
-    ratio = float(re.search(r"ratio project / plain: ([\d.]+)x", out.stdout).group(1))
-    assert ours > 0 and plain > 0
-    assert abs(ratio - ours / plain) <= 0.01 + 1e-3 * ratio
+    sides = {m.group(1): (float(m.group(2)), float(m.group(3)))
+             for m in re.finditer(r"^(\S.*?)\s{2,}([\d.]+) img/s\s+[\d.]+ ms/step\s+([\d.]+)x", out.stdout, re.M)}
+    ratio = float(re.search(r"ratio project / plain fp32: ([\d.]+)x", out.stdout).group(1))
+    baseline = sides["plain loop, fp32"][0]
+    for ips, relative in sides.values():  # each side's ratio is its img/s over the plain fp32 loop's
+        assert ips > 0 and abs(relative - ips / baseline) <= 0.01 + 1e-3 * relative
+    return {name: ips for name, (ips, _) in sides.items()}, ratio
+
+
+def test_the_benchmark_prints_img_per_second_of_both_sides_and_their_ratio():
+    sides, ratio = _figures()
+    assert set(sides) == {"plain loop, fp32", "project, fp32"}
+    assert abs(ratio - sides["project, fp32"] / sides["plain loop, fp32"]) <= 0.01 + 1e-3 * ratio
+
+
+def test_the_benchmark_times_bf16_on_both_sides_and_the_project_on_two_processes():
+    sides, _ = _figures("--precision", "bf16")
+    assert set(sides) == {"plain loop, fp32", "plain loop, bf16", "project, bf16"}
+    sides, ratio = _figures("--processes", "2")
+    assert set(sides) == {"plain loop, fp32", "project, fp32, 2 processes x 1 threads"}
