@@ -43,8 +43,8 @@ sys.path.insert(0, str(ROOT))
 from gan import models
 from gan.config import parse_params
 from gan.data import DATASETS
-from gan.images import to_tensor
 from gan.distributed import SINGLE, World
+from gan.images import to_tensor
 from gan.training import Batches, build_state
 from gan.updates import make_plan, train_step
 from recipes import machine  # benchmarks/, this script's folder, is on sys.path

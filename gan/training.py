@@ -35,7 +35,7 @@ from gan.metrics.registry import result_key
 from gan.reporting import Reporter, append_tsv, save_curves, write_tsv
 from gan.distributed import SINGLE, World
 from gan.runtime import configure_threads, generator_for, make_deterministic, resolve_device
-from gan.updates import Plan, make_plan, resolve_precision, train_step, uses_channels_last
+from gan.updates import Plan, make_plan, train_step, uses_channels_last
 
 SCATTER_POINTS = 1000  # generated points in each 2-D progress plot
 

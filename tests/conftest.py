@@ -54,6 +54,36 @@ def stage_command(stage: str, *args: str) -> list[str]:
     return [sys.executable, str(ROOT / "stages" / f"{stage}.py"), *args]
 
 
+def run_train(directory: Path) -> subprocess.CompletedProcess:
+    """The train stage in `directory`, as DVC would run it."""
+    return subprocess.run(stage_command("train"), cwd=directory, capture_output=True, text=True, timeout=300)
+
+
+def only_checkpoint(directory: Path) -> Path | None:
+    found = list((directory / "checkpoints").glob("*/last.pt"))
+    return found[0] if found else None
+
+
+def kill_at_first_checkpoint(directory: Path, steps: int) -> int:
+    """Start the train stage, SIGKILL its whole process group once a checkpoint exists; the step it holds."""
+    import signal
+    import time
+
+    from gan import checkpoint
+
+    process = subprocess.Popen(stage_command("train"), cwd=directory, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while only_checkpoint(directory) is None and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    killed_at = checkpoint.load(only_checkpoint(directory), "checkpoint", "")["step"]
+    assert 0 < killed_at < steps
+    return killed_at
+
+
 def run(args: list[str], cwd: Path, env: dict[str, str], ok: bool = True) -> subprocess.CompletedProcess:
     """Run a command; with `ok`, fail the test with the end of its output unless it exits 0."""
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)

@@ -6,19 +6,22 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from conftest import (
+    copy_repository,
+    dvc,
+    kill_at_first_checkpoint,
+    make_run_dir,
+    only_checkpoint,
+    run_train,
+)
 from mlflow.tracking import MlflowClient
 
-from conftest import copy_repository, dvc, make_run_dir, stage_command
-from gan import checkpoint
 from gan.config import parse_params
 from gan.distributed import SINGLE, World
 from gan.training import build_state
@@ -76,40 +79,22 @@ RUN = {**POINTS, "train": {"steps": 300, "batch_size": 32, "checkpoint_every": 2
                            "log_every": 25, "eval_every": 100, "eval_samples": 200, "processes": 2}}
 
 
-def _train(directory: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(stage_command("train"), cwd=directory, capture_output=True, text=True, timeout=300)
-
-
-def _checkpoint(directory: Path) -> Path | None:
-    found = list((directory / "checkpoints").glob("*/last.pt"))
-    return found[0] if found else None
-
-
 def test_a_two_process_run_is_reproducible_and_a_killed_one_resumes_bit_exactly(tmp_path):
     straight = make_run_dir(tmp_path / "straight", RUN)
-    done = _train(straight)
+    done = run_train(straight)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "2 processes of 16 samples" in done.stdout
 
     crashed = make_run_dir(tmp_path / "crashed", RUN)
-    process = subprocess.Popen(stage_command("train"), cwd=crashed, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 240
-    while _checkpoint(crashed) is None and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    killed_at = checkpoint.load(_checkpoint(crashed), "checkpoint", "")["step"]
-    assert 0 < killed_at < RUN["train"]["steps"]
-    resumed = _train(crashed)
+    killed_at = kill_at_first_checkpoint(crashed, RUN["train"]["steps"])
+    resumed = run_train(crashed)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming at step {killed_at}" in resumed.stdout
 
     a, b = (torch.load(d / "models/generator.pt", weights_only=True)["state_dict"] for d in (straight, crashed))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (straight / "reports/train/history.tsv").read_text() == (crashed / "reports/train/history.tsv").read_text()
-    saved = torch.load(_checkpoint(straight), weights_only=True)
+    saved = torch.load(only_checkpoint(straight), weights_only=True)
     ranks = saved["rank_rng"]
     assert len(ranks) == 2 and not torch.equal(ranks[0]["generators"][0], ranks[1]["generators"][0]), \
         "each process draws its own batches"
@@ -121,10 +106,10 @@ def test_a_two_process_run_is_reproducible_and_a_killed_one_resumes_bit_exactly(
 def test_a_run_at_another_world_size_starts_afresh(tmp_path):
     """The checkpoint of a 2-process run is not resumed by 1 process: its RNG streams are per rank."""
     directory = make_run_dir(tmp_path / "run", {**RUN, "train": {**RUN["train"], "steps": 50}})
-    assert _train(directory).returncode == 0
+    assert run_train(directory).returncode == 0
     params = directory / "params.yaml"
     params.write_text(params.read_text().replace("processes: 2", "processes: 1"))
-    single = _train(directory)
+    single = run_train(directory)
     assert single.returncode == 0, single.stderr[-3000:]
     assert "from scratch" in single.stdout and len(list((directory / "checkpoints").glob("*/last.pt"))) == 2
 

@@ -9,9 +9,9 @@ import subprocess
 import numpy as np
 import pytest
 import torch
+from conftest import make_run_dir, stage_command
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from conftest import make_run_dir, stage_command
 from gan import checkpoint
 from gan.config import parse_params
 from gan.data import DATASETS
@@ -159,7 +159,7 @@ def test_a_checkpoint_written_on_cuda_resumes_under_train_device_cpu(tmp_path):
               "train": {"steps": 60, "batch_size": 32, "checkpoint_every": 30, "sample_every": 10_000,
                         "log_every": 10, "eval_every": 0, "device": "cpu"}}
     directory = make_run_dir(tmp_path / "run", params)
-    first = subprocess.run(stage_command("train"), cwd=directory, capture_output=True, text=True, timeout=300)
+    first = subprocess.run(stage_command("train"), cwd=directory, capture_output=True, text=True, timeout=300, check=False)
     assert first.returncode == 0, first.stderr[-2000:]
     (ckpt,) = directory.glob("checkpoints/*/last.pt")
     saved = torch.load(ckpt, weights_only=True)
@@ -172,7 +172,7 @@ def test_a_checkpoint_written_on_cuda_resumes_under_train_device_cpu(tmp_path):
     checkpoint.save_checkpoint(saved, ckpt)
     (ckpt.parent / checkpoint.PREVIOUS).unlink(missing_ok=True)
     shutil.rmtree(directory / "models" / "generator.pt", ignore_errors=True)
-    resumed = subprocess.run(stage_command("train"), cwd=directory, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(stage_command("train"), cwd=directory, capture_output=True, text=True, timeout=300, check=False)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming at step 30" in resumed.stdout
     assert "random streams were drawn on cuda and this run draws on cpu" in resumed.stdout

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from conftest import make_run_dir as make_shared_run_dir, stage_command, write_params
+from conftest import (kill_at_first_checkpoint, make_run_dir as make_shared_run_dir, only_checkpoint, run_train,
+                      write_params)
 from gan import checkpoint
 from gan.augment import DiffAugment
 from gan.config import parse_params
@@ -97,30 +95,12 @@ def make_run_dir(path: Path) -> Path:
     return make_shared_run_dir(path, RESUME_PARAMS)
 
 
-def run_train(directory: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(stage_command("train"), cwd=directory, capture_output=True, text=True, timeout=300)
-
-
-def only_checkpoint(directory: Path) -> Path | None:
-    found = list((directory / "checkpoints").glob("*/last.pt"))
-    return found[0] if found else None
-
-
 def test_a_killed_run_resumes_and_ends_bit_identical_to_an_uninterrupted_one(tmp_path):
     straight = make_run_dir(tmp_path / "straight")
     assert run_train(straight).returncode == 0
 
     crashed = make_run_dir(tmp_path / "crashed")
-    process = subprocess.Popen(stage_command("train"), cwd=crashed, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 240
-    while only_checkpoint(crashed) is None and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    killed_at = checkpoint.load(only_checkpoint(crashed), "checkpoint", "")["step"]
-    assert 0 < killed_at < RESUME_PARAMS["train"]["steps"]
+    killed_at = kill_at_first_checkpoint(crashed, RESUME_PARAMS["train"]["steps"])
 
     resumed = run_train(crashed)
     assert resumed.returncode == 0, resumed.stderr
