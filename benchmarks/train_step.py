@@ -4,6 +4,7 @@
     python benchmarks/train_step.py --processes 2        # the project's side as 2 gloo processes of 1 thread
     python benchmarks/train_step.py --precision bf16 --compile
     python benchmarks/train_step.py --device cuda --repeats 7 --steps 50
+    python benchmarks/train_step.py --device cuda --image-size 64 --precision bf16 --compile   # the 64 px GPU case
 
 Both sides train the networks that params.yaml builds (the default: DCGAN on mnist5k, batch 64),
 on the same real images, with Adam and the non-saturating loss. The plain loop is what a user
@@ -104,9 +105,12 @@ def timed(run, steps: int, device: torch.device) -> float:
     return time.perf_counter() - started
 
 
-def load(params: Path):
+def load(params: Path, image_size: int | None = None):
     """(cfg, the training split) of a params file; the plain loop cannot stand in for every setting."""
-    cfg = parse_params(yaml.safe_load(params.read_text()))
+    raw = yaml.safe_load(params.read_text())
+    if image_size:
+        raw["data"]["image_size"] = image_size
+    cfg = parse_params(raw)
     spec = DATASETS[cfg.data.name]
     if spec.kind != "images":
         raise SystemExit(f"benchmarks/train_step.py times image models; data.name={cfg.data.name} is 2-D points")
@@ -173,7 +177,7 @@ def _worker(rank: int, size: int, threads: int, store: str, args, commands, resu
 
     torch.set_num_threads(threads)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=size)
-    cfg, split = load(args.params)
+    cfg, split = load(args.params, args.image_size)
     step = project_side(with_settings(cfg, args.precision, args.compile), split, torch.device(args.device),
                         World(rank, size, rank, size))
     for _ in range(args.warmup):
@@ -203,6 +207,7 @@ def main() -> None:
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                         help="the project's train.precision; bf16 also times a bf16 plain loop (default: %(default)s)")
     parser.add_argument("--compile", action="store_true", help="the project's train.compile: true")
+    parser.add_argument("--image-size", type=int, help="data.image_size (DCGAN: 28, 32 or 64; default: params')")
     parser.add_argument("--processes", type=int, default=1,
                         help="the project's side as this many gloo processes, CPU only (default: %(default)s)")
     args = parser.parse_args()
@@ -211,7 +216,7 @@ def main() -> None:
     device = torch.device(args.device)
     if args.processes > 1 and device.type != "cpu":
         raise SystemExit("benchmarks/train_step.py: --processes times gloo on the CPU; on GPUs use train.processes")
-    cfg, split = load(args.params)
+    cfg, split = load(args.params, args.image_size)
     shape = tuple(split.train_x.shape[1:])
     images = to_tensor(split.train_x, device)
     sides = {"plain loop, fp32": PlainLoop(cfg, shape, images, device).step}
