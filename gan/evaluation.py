@@ -117,8 +117,7 @@ def evaluate(cfg: Config, paths: EvaluatePaths) -> dict[str, float]:
     _write(paths, metrics, per_class, protocol)
     run = tracking.reopen_run(paths.run_link, {f"evaluate.{k}": v for k, v in cfg.to_dict()["evaluate"].items()})
     run.log_metrics([(0, {f"eval/{k}": v for k, v in metrics.items() if np.isfinite(v)})])
-    run.set_tags({f"protocol.{name}.{field}": value for name, entry in protocol["metrics"].items()
-                  for field, value in entry.items()})
+    run.set_tags(protocol_tags(protocol))
     for path in (paths.metrics, paths.details / "protocol.json"):
         run.log_artifact(path, "evaluate")
     run.finish(stage="evaluate")
@@ -198,6 +197,24 @@ def _combine(rounds: list[dict[str, float]]) -> tuple[dict[str, float], dict[str
         if len(rounds) > 1:
             target[f"{key}_repeats_std"] = significant(values.std(ddof=1))
     return metrics, per_class
+
+
+def protocol_tags(protocol: dict[str, Any]) -> dict[str, str]:
+    """A handful of MLflow tags to search runs by; the whole protocol is the run's evaluate/protocol.json.
+
+    The fields every metric shares (sample count, seeds, repeats, reference split), and the sha256 of
+    each feature extractor, so that runs scored by the same evaluator are found by one tag.
+    """
+    entries = list(protocol["metrics"].values())
+    tags = {}
+    for field in ("generated_samples", "seeds", "repeats", "reference_split"):
+        values = {str(e[field]) for e in entries if field in e}
+        if len(values) == 1:
+            tags[f"protocol.{field}"] = values.pop()
+    for name, entry in protocol["metrics"].items():
+        if entry.get("extractor_sha256"):
+            tags[f"protocol.{METRICS[name].extractor}_extractor_sha256"] = entry["extractor_sha256"]
+    return tags
 
 
 def _protocol(cfg: Config, names: list[str], skipped: dict[str, str], meta: dict[str, Any],

@@ -132,8 +132,8 @@ def save_curves(history: list[list[float]], eval_history: list[list[float]], eva
     """The training curves as one PNG: losses, mean D outputs and each in-training score against step.
 
     The same numbers are in MLflow and in history.tsv/eval.tsv for `dvc plots`; this picture needs
-    neither a server nor the vega library that `dvc plots show` loads from a CDN. Per-step curves
-    are drawn faint with a moving average over 1% of the run on top.
+    neither a server nor a browser. Per-step curves are drawn faint with a moving average over 1% of
+    the run on top.
     """
     from gan.sampling import pyplot
 

@@ -132,6 +132,9 @@ def _client() -> MlflowClient:
     return client
 
 
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def _experiment_id(client: MlflowClient) -> str:
     """Get or create the experiment; two queue workers may race to create it."""
     from mlflow.exceptions import MlflowException
@@ -145,7 +148,8 @@ def _experiment_id(client: MlflowClient) -> str:
         # beside the store, so runs from `dvc exp run --queue` temp dirs land in one place
         location = (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
     try:
-        return _retry(lambda: client.create_experiment(EXPERIMENT, artifact_location=location))
+        # the kind opens the experiment in the UI's model-training view, not its GenAI view
+        return _retry(lambda: client.create_experiment(EXPERIMENT, artifact_location=location, tags=EXPERIMENT_TAGS))
     except MlflowException:
         found = _retry(lambda: client.get_experiment_by_name(EXPERIMENT))
         if found is None:
