@@ -9,6 +9,7 @@ is redone with seeds seed..seed+R-1 and each number is the mean, with `<key>_rep
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,7 @@ def evaluate(cfg: Config, paths: EvaluatePaths) -> dict[str, float]:
         run.log_artifact(path, "evaluate")
     run.finish(stage="evaluate")
     print("evaluate: " + ", ".join(f"{k}={v:.6g}" for k, v in metrics.items()))
+    _register(cfg, meta, metrics, paths.run_link)
     hint = recipe_hint(cfg, meta, metrics)
     if hint:
         print(hint)
@@ -197,6 +199,32 @@ def _combine(rounds: list[dict[str, float]]) -> tuple[dict[str, float], dict[str
         if len(rounds) > 1:
             target[f"{key}_repeats_std"] = significant(values.std(ddof=1))
     return metrics, per_class
+
+
+PRIMARY = (("fid_domain", "fid"), ("fid_inception", "fid"), ("modes", "reverse_kl"))  # lower is better
+
+
+def _register(cfg: Config, meta: dict[str, Any], metrics: dict[str, float], run_link: Path) -> None:
+    """The generator as a new version of the registered model gan-<data>-<arch>, the alias @best on the
+    version with the lowest primary score (FID for images, reverse KL for points). A run with a
+    non-finite number is not registered; a store that cannot take it is reported, not fatal."""
+    n = cfg.evaluate.num_samples
+    primary = next((result_key(m, k, n) for m, k in PRIMARY if result_key(m, k, n) in metrics), None)
+    name = f"gan-{cfg.data.name}-{cfg.model.arch}"
+    if primary is None:
+        print(f"evaluate: not registered in {name}: none of fid_domain, fid_inception or modes was computed")
+        return
+    bad = [k for k, v in metrics.items() if not np.isfinite(v)]
+    if bad:
+        print(f"evaluate: not registered in {name}: {', '.join(bad)} not finite")
+        return
+    run_id = json.loads(run_link.read_text())["run_id"]
+    tags = {"data.sha256": meta["sha256"], "dvc.exp_name": os.environ.get("DVC_EXP_NAME", ""),
+            "git.commit": tracking.git_commit()}
+    try:
+        print("evaluate: " + tracking.register_generator(run_id, name, primary, metrics, tags))
+    except UserError as exc:
+        print(f"evaluate: not registered: {exc}")
 
 
 def protocol_tags(protocol: dict[str, Any]) -> dict[str, str]:

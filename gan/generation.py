@@ -80,14 +80,19 @@ def _grid(generator: torch.nn.Module, cfg: Config, latent_dim: int, classes: int
 
 def _interpolate(generator: torch.nn.Module, cfg: Config, latent_dim: int, classes: int,
                  device: torch.device) -> torch.Tensor:
-    """Rows of G along great-circle walks between random latent pairs (row r in class r % classes)."""
     g = cfg.generate
-    rng = generator_for(cfg.seed, "interpolation", device)
-    ends = sampling.noise(2 * g.interpolation_rows, latent_dim, rng, device)
-    t = torch.linspace(0, 1, g.interpolation_steps, device=device)
+    return walks(generator, latent_dim, classes, g.interpolation_rows, g.interpolation_steps, cfg.seed, device,
+                 g.batch_size)
+
+
+def walks(generator: torch.nn.Module, latent_dim: int, classes: int, rows: int, steps: int, seed: int,
+          device: torch.device, batch_size: int = 500) -> torch.Tensor:
+    """Rows of G along great-circle walks between random latent pairs (row r in class r % classes):
+    (rows, steps, C, H, W) or (rows, steps, 2). The same walk for the same seed, wherever G came from."""
+    rng = generator_for(seed, "interpolation", device)
+    ends = sampling.noise(2 * rows, latent_dim, rng, device)
+    t = torch.linspace(0, 1, steps, device=device)
     z = sampling.slerp(ends[0::2], ends[1::2], t)  # (R, T, D)
-    y = None
-    if classes:
-        y = sampling.balanced_labels(g.interpolation_rows, classes, device).repeat_interleave(g.interpolation_steps)
-    out = sampling.sample(generator, z.flatten(0, 1), g.batch_size, y)
-    return out.unflatten(0, (g.interpolation_rows, g.interpolation_steps))
+    y = sampling.balanced_labels(rows, classes, device).repeat_interleave(steps) if classes else None
+    out = sampling.sample(generator, z.flatten(0, 1), batch_size, y)
+    return out.unflatten(0, (rows, steps))

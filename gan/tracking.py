@@ -183,6 +183,15 @@ def _send_tags(client: MlflowClient, entry: dict[str, Any], files: Path | None, 
     _retry(lambda: client.log_batch(entry["run_id"], tags=tags))
 
 
+def _send_datasets(client: MlflowClient, entry: dict[str, Any], files: Path | None, model: Any) -> None:
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    inputs = [DatasetInput(Dataset(name=d["name"], digest=d["digest"], source_type="local",
+                                   source=json.dumps({"uri": d["source"]}), profile=json.dumps(d["profile"])),
+                           tags=[InputTag("mlflow.data.context", d["context"])]) for d in entry["datasets"]]
+    _retry(lambda: client.log_inputs(entry["run_id"], datasets=inputs))
+
+
 def _send_artifact(client: MlflowClient, entry: dict[str, Any], files: Path | None, model: Any) -> None:
     _retry(lambda: client.log_artifact(entry["run_id"], str(files / entry["file"]), entry["folder"]))
 
@@ -217,7 +226,7 @@ def _send_generator(client: MlflowClient, entry: dict[str, Any], files: Path | N
     return info.model_uri
 
 
-_SENDERS = {"metrics": _send_metrics, "tags": _send_tags, "artifact": _send_artifact,
+_SENDERS = {"metrics": _send_metrics, "tags": _send_tags, "artifact": _send_artifact, "datasets": _send_datasets,
             "generator": _send_generator, "status": _send_status}
 
 
@@ -427,6 +436,11 @@ class TrackedRun:
 
     def set_tags(self, tags: dict[str, str]) -> None:
         self._enqueue("tags", {"tags": {k: str(v) for k, v in tags.items()}})
+
+    def log_datasets(self, datasets: list[dict[str, Any]]) -> None:
+        """Each {name, digest, source, context, profile} as a dataset input of the run (the run page's
+        Datasets box; `search_runs(filter_string="dataset.digest = '...'")` finds every run on it)."""
+        self._enqueue("datasets", {"datasets": datasets})
 
     def log_artifact(self, path: Path, folder: str | None = None) -> None:
         """Hand a copy of the file to the sender (the file may be rewritten before it is sent)."""
@@ -692,6 +706,110 @@ def reopen_run(link: Path, params: dict[str, Any]) -> TrackedRun:
         run.log_params({k: v for k, v in parent.data.params.items() if k not in params})
     run.log_params(params)
     return run
+
+
+WEIGHTS_ARTIFACT = "weights/generator.pt"  # in every run: G's state dict, which loads with weights_only=True
+BEST = "best"  # the registry alias of each model's best version
+
+
+def register_generator(run_id: str, name: str, primary: str, scores: dict[str, float],
+                       tags: dict[str, str]) -> str:
+    """Register the run's logged generator as a new version of `name`, with `scores` and `tags` on the version,
+    and move the alias `best` to the version with the lowest `primary` score (FID, reverse KL). Only numbers
+    of the same key (metric and sample count) on the same data are ranked: a version scored otherwise than
+    the alias holder leaves the alias where it is. Returns a line saying what happened.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        _retry(lambda: client.create_registered_model(name, description="Generators trained by the gan pipeline; "
+                                                      "the alias @best is the best version by " + primary))
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    version_tags = {**tags, **{k: repr(float(v)) for k, v in scores.items()}, "primary_metric": primary}
+    try:
+        version = mlflow.register_model(f"runs:/{run_id}/generator", name, tags=version_tags).version
+    except MlflowException as exc:
+        raise UserError(f"the generator of run {run_id} is not in {tracking_uri()} yet ({one_line(exc, 160)}); "
+                        f"after `python -m gan.tracking flush` sends it, rerun `dvc repro -f evaluate`") from None
+    group = (primary, tags.get("data.sha256"))
+
+    def group_of(v: Any) -> tuple[str | None, str | None]:
+        return v.tags.get("primary_metric"), v.tags.get("data.sha256")
+
+    try:
+        holder = _retry(lambda: client.get_model_version_by_alias(name, BEST))
+    except MlflowException:
+        holder = None
+    line = f"registered as models:/{name}/{version} ({primary} {scores[primary]:.6g})"
+    if holder is not None and group_of(holder) != group:  # another metric, sample count or data: no ranking
+        return (f"{line}; @{BEST} stays version {holder.version}, scored by {group_of(holder)[0]} on data "
+                f"{str(group_of(holder)[1])[:12]}, which this version's numbers cannot be compared with")
+    rivals = [(float(v.tags[primary]), int(v.version))
+              for v in _retry(lambda: client.search_model_versions(f"name = '{name}'"))
+              if group_of(v) == group and primary in v.tags]
+    best_score, best = min(rivals)
+    _retry(lambda: client.set_registered_model_alias(name, BEST, str(best)))
+    return f"{line}; models:/{name}@{BEST} is version {best} ({primary} {best_score:.6g})"
+
+
+def fetch_generator(uri: str, dest: Path) -> tuple[Path, str]:
+    """The weights file behind a model URI, downloaded into `dest`, and the run it came from.
+
+    runs:/RUN_ID[/generator], models:/NAME/VERSION and models:/NAME@ALIAS are read from the store
+    (MLFLOW_TRACKING_URI or ./mlflow.db); what is fetched is the run's weights/generator.pt, a state
+    dict that loads with weights_only=True, never the pickled MLflow model.
+    """
+    from mlflow.exceptions import MlflowException
+
+    store = tracking_uri()
+    if store.startswith("sqlite:///") and not Path(store.removeprefix("sqlite:///")).is_file():
+        raise UserError(f"{uri}: there is no MLflow store at {store}; run the pipeline here first, or set "
+                        f"MLFLOW_TRACKING_URI to the store that holds the model")
+    client = _client()
+    if uri.startswith("runs:/"):
+        run_id = uri.removeprefix("runs:/").split("/")[0]
+    elif uri.startswith("models:/"):
+        run_id = _model_version(client, uri, store).run_id
+    else:
+        raise UserError(f"{uri}: not a model URI; use runs:/RUN_ID, models:/NAME/VERSION, models:/NAME@ALIAS "
+                        f"or the path of a generator file (models/generator.pt)")
+    try:
+        path = client.download_artifacts(run_id, WEIGHTS_ARTIFACT, str(dest))
+    except MlflowException as exc:
+        raise UserError(f"{uri}: run {run_id} in {store} has no {WEIGHTS_ARTIFACT} "
+                        f"({one_line(exc, 160)}); pass its DVC output models/generator.pt instead") from None
+    return Path(path), run_id
+
+
+def _model_version(client: MlflowClient, uri: str, store: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    ref = uri.removeprefix("models:/")
+    name, alias = ref.split("@", 1) if "@" in ref else (ref.split("/")[0], None)
+    try:
+        model = _retry(lambda: client.get_registered_model(name))
+    except MlflowException:
+        known = [m.name for m in _retry(lambda: client.search_registered_models())]
+        raise UserError(f"{uri}: no registered model {name!r} in {store}; registered: "
+                        f"{', '.join(known) or 'none (evaluate registers gan-<data>-<arch> after a run)'}") from None
+    if alias is not None:
+        try:
+            return _retry(lambda: client.get_model_version_by_alias(name, alias))
+        except MlflowException:
+            aliases = ", ".join(f"@{a}" for a in (model.aliases or {})) or "none"
+            raise UserError(f"{uri}: model {name!r} has no alias @{alias}; its aliases: {aliases}") from None
+    version = ref.split("/", 1)[1] if "/" in ref else ""
+    try:
+        return _retry(lambda: client.get_model_version(name, version))
+    except MlflowException:
+        latest = max((int(v.version) for v in _retry(lambda: client.search_model_versions(f"name = '{name}'"))),
+                     default=0)
+        raise UserError(f"{uri}: model {name!r} has no version {version!r}; its versions are 1..{latest}, "
+                        f"or use models:/{name}@{BEST}") from None
 
 
 def flush(outbox: Outbox, lock_wait: float = 30.0) -> list[Drained]:

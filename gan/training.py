@@ -23,7 +23,7 @@ from torch import nn
 from gan import checkpoint, distributed, models, provenance, sampling, tracking
 from gan.augment import DiffAugment
 from gan.config import Config, fingerprint
-from gan.data import load_prepared
+from gan.data import content_hash, load_prepared
 from gan.divergence import TrainingDiverged, diverged, first_non_finite, non_finite_tensors
 from gan.ema import EMA
 from gan.errors import UserError, one_line
@@ -310,10 +310,13 @@ def _train(cfg: Config, paths: TrainPaths, prepared: Any, device: torch.device, 
     run = tracking.start_run(f"{cfg.data.name}-{cfg.model.arch}", tags, state.run_id)
     state.run_id = run.run_id
     run.log_params(cfg.flat())
+    if not resumed:
+        run.log_datasets(dataset_inputs(cfg, prepared, paths.prepared))
     run.write_link(paths.run_link)
     try:
         summary = _loop(state, cfg, plan, paths, ckpt, run_fp, batches, run)
         models.save_generator(state.sampler, cfg, meta, state.step, paths.generator)
+        run.log_artifact(paths.generator, tracking.WEIGHTS_ARTIFACT.split("/")[0])  # loads without unpickling
         _log_model(state, cfg, run, paths.generator)
     except BaseException as exc:
         run.set_tags({"failure.reason": one_line(exc, 500) or type(exc).__name__})
@@ -321,6 +324,22 @@ def _train(cfg: Config, paths: TrainPaths, prepared: Any, device: torch.device, 
         raise
     run.finish()
     return summary
+
+
+DIGEST_CHARS = 36  # MLflow's dataset digest column holds 36 characters; the profile keeps the whole sha256
+
+
+def dataset_inputs(cfg: Config, prepared: Any, directory: Path) -> list[dict[str, Any]]:
+    """The training and held-out splits as MLflow dataset inputs: name, content sha256, the DVC path."""
+    inputs = []
+    for split, context, x, y in (("train", "training", prepared.train_x, prepared.train_y),
+                                 ("test", "evaluation", prepared.test_x, prepared.test_y)):
+        sha = content_hash([x, y])
+        inputs.append({"name": f"{cfg.data.name}-{split}", "digest": sha[:DIGEST_CHARS], "context": context,
+                       "source": f"{directory.as_posix()}/{split}.npz",
+                       "profile": {"sha256": sha, "samples": len(x), "shape": list(x.shape[1:]),
+                                   "data_sha256": prepared.meta["sha256"]}})
+    return inputs
 
 
 def _follow(state: State, cfg: Config, plan: Plan, batches: Batches) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from itertools import combinations
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import numpy as np
 import pytest
 
 from browser import drawn, rendered_dom
-from conftest import copy_repository, dvc
+from conftest import copy_repository, dvc, run
+from gan.data import content_hash
 
 pytestmark = pytest.mark.slow
 
@@ -162,6 +164,17 @@ def test_mlflow_store_holds_one_run_with_params_curves_images_metrics_and_a_load
         assert run.data.tags["protocol.generated_samples"] == "300"
         protocol_tags = [k for k in run.data.tags if k.startswith("protocol.")]
         assert len(protocol_tags) <= 6, protocol_tags  # the rest is the evaluate/protocol.json artifact
+        datasets = {d.dataset.name: d for d in run.inputs.dataset_inputs}
+        assert set(datasets) == {"mnist5k-train", "mnist5k-test"}
+        train_set = datasets["mnist5k-train"].dataset
+        prepared = np.load(root / "data/prepared/train.npz")
+        assert train_set.digest == content_hash([prepared["x"], prepared["y"]])[:36]
+        assert json.loads(train_set.source)["uri"] == "data/prepared/train.npz"
+        assert {t.value for t in datasets["mnist5k-test"].tags} == {"evaluation"}
+        found = client.search_runs([run.info.experiment_id], filter_string=f"dataset.digest = '{train_set.digest}'")
+        assert [r.info.run_id for r in found] == [run_id]
+        kind = client.get_experiment(run.info.experiment_id).tags.get("mlflow.experimentKind")
+        assert kind == "custom_model_development", "the UI opens the experiment in its model-training view"
         artifacts = {a.path for a in client.list_artifacts(run_id, "samples")}
         assert "samples/step_000000.png" in artifacts and "samples/step_000060.png" in artifacts
         assert {a.path for a in client.list_artifacts(run_id, "generate")} >= {"generate/grid.png"}
@@ -175,6 +188,72 @@ def test_mlflow_store_holds_one_run_with_params_curves_images_metrics_and_a_load
         assert images.shape == (5, 1, 28, 28) and images.min() >= -1 and images.max() <= 1
     finally:
         mlflow.set_tracking_uri(previous)
+
+
+def gan_command(root: Path, env: dict[str, str], *args: str):
+    """The installed `gan` command line, run in the repository (its store: ./mlflow.db)."""
+    return run([sys.executable, "-m", "gan", *args], root, env, ok=False)
+
+
+def test_evaluate_registers_the_generator_and_gan_sample_draws_it_from_every_kind_of_uri(repo, tmp_path):
+    root, env, _ = repo
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    (version,) = client.search_model_versions("name = 'gan-mnist5k-dcgan'")
+    metrics = json.loads((root / "reports/metrics.json").read_text())
+    assert float(version.tags["fid_domain_300"]) == pytest.approx(metrics["fid_domain_300"])
+    assert version.tags["primary_metric"] == "fid_domain_300"
+    assert client.get_model_version_by_alias("gan-mnist5k-dcgan", "best").version == version.version
+    run_id = json.loads((root / "reports/train/run.json").read_text())["run_id"]
+    assert version.run_id == run_id
+
+    grid = gan_command(root, env, "sample", "--model", "models:/gan-mnist5k-dcgan@best", "-n", "16", "-o",
+                       str(tmp_path / "grid.png"))
+    assert grid.returncode == 0, grid.stderr
+    from PIL import Image
+
+    assert Image.open(tmp_path / "grid.png").size == (4 * 28 + 5 * 2, 4 * 28 + 5 * 2)  # 4 x 4, 2 px padding
+    drawn_samples = []
+    for i, uri in enumerate(("models:/gan-mnist5k-dcgan@best", f"models:/gan-mnist5k-dcgan/{version.version}",
+                             f"runs:/{run_id}", "models/generator.pt")):
+        out = gan_command(root, env, "sample", "--model", uri, "-n", "10", "--seed", "3", "-o", str(tmp_path / f"{i}.npz"))
+        assert out.returncode == 0, out.stderr
+        drawn_samples.append(np.load(tmp_path / f"{i}.npz")["x"])
+    assert drawn_samples[0].shape == (10, 28, 28, 1) and drawn_samples[0].dtype == np.uint8
+    assert all(np.array_equal(drawn_samples[0], other) for other in drawn_samples[1:])
+
+    walk = gan_command(root, env, "interpolate", "--model", "models:/gan-mnist5k-dcgan@best", "--rows", "2",
+                       "--steps", "4", "-o", str(tmp_path / "walk.png"))  # generate's params in SMALL, seed 0
+    assert walk.returncode == 0, walk.stderr
+    assert (tmp_path / "walk.png").read_bytes() == (root / "reports/generate/interpolation.png").read_bytes()
+
+    for uri, says in (("models:/nope@best", "no registered model 'nope'"),
+                      ("models:/gan-mnist5k-dcgan@champion", "has no alias @champion; its aliases: @best"),
+                      ("models:/gan-mnist5k-dcgan/9", "has no version '9'"),
+                      ("missing.pt", "no such generator file")):
+        failed = gan_command(root, env, "sample", "--model", uri, "-o", str(tmp_path / "x.png"))
+        assert failed.returncode == 2 and says in failed.stderr, failed.stderr
+        assert len(failed.stderr.strip().splitlines()) == 1, failed.stderr
+
+
+def test_the_best_alias_moves_to_the_lowest_score_on_the_same_data_and_key(repo, monkeypatch):
+    root, _, _ = repo
+    from gan import tracking
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    run_id = json.loads((root / "reports/train/run.json").read_text())["run_id"]
+    name, key, data = "gan-alias-test", "fid_domain_300", {"data.sha256": "a" * 64}
+
+    def register(score: float, tags: dict, primary: str = key) -> str:
+        return tracking.register_generator(run_id, name, primary, {primary: score}, tags)
+
+    assert "@best is version 1" in register(50.0, data)
+    assert "@best is version 2" in register(40.0, data)
+    assert "@best is version 2" in register(45.0, data)
+    assert "@best stays version 2" in register(10.0, {"data.sha256": "b" * 64})  # other data: not comparable
+    assert "@best stays version 2" in register(1.0, data, primary="fid_domain_1k")  # another protocol: neither
+    assert "@best is version 6" in register(30.0, data)
 
 
 def test_dvc_plots_show_renders_the_curves_and_the_figures(repo, tmp_path):

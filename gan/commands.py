@@ -1,0 +1,133 @@
+"""`gan sample` and `gan interpolate`: pictures (or arrays) from a trained generator, wherever it is.
+
+    gan sample --model models:/gan-mnist5k-dcgan@best -n 16 -o grid.png
+    gan sample --model runs:/<run id> -n 1000 -o samples.npz --seed 3
+    gan sample --model models/generator.pt --class 7 -n 8 -o sevens.png
+    gan interpolate --model models:/gan-mnist5k-dcgan/2 -o walk.png
+
+--model is a local generator file (the DVC output models/generator.pt) or an MLflow URI:
+runs:/RUN_ID, models:/NAME/VERSION or models:/NAME@ALIAS, read from MLFLOW_TRACKING_URI (default:
+./mlflow.db). Every route loads a state dict with torch.load(weights_only=True) into this
+package's own classes: nothing from the store is unpickled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gan.errors import UserError
+
+
+def load_model(uri: str, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any], str]:
+    """(G in eval mode, its metadata, where it came from) for a path or an MLflow URI."""
+    from gan.models import load_generator
+
+    if uri.startswith(("runs:/", "models:/")):
+        from gan import tracking
+
+        with tempfile.TemporaryDirectory(prefix="gan-model-") as folder:
+            path, run_id = tracking.fetch_generator(uri, Path(folder))
+            generator, saved = load_generator(path, device)
+        return generator, saved, f"{uri} (run {run_id})"
+    path = Path(uri)
+    if not path.is_file():
+        raise UserError(f"{uri}: no such generator file, and not an MLflow URI (runs:/..., models:/...); "
+                        f"run `dvc repro train` to write models/generator.pt")
+    generator, saved = load_generator(path, device)
+    return generator, saved, str(path)
+
+
+def _classes(saved: dict[str, Any], wanted: int | None, count: int, device: torch.device) -> torch.Tensor | None:
+    classes = int(saved.get("num_classes", 0))
+    if wanted is None:
+        return (torch.arange(count, device=device) % classes) if classes else None
+    if not classes:
+        raise UserError(f"--class {wanted}: this generator is unconditional (trained with model.conditional: "
+                        f"false); leave --class out")
+    if not 0 <= wanted < classes:
+        raise UserError(f"--class {wanted}: this generator knows classes 0..{classes - 1}")
+    return torch.full((count,), wanted, dtype=torch.long, device=device)
+
+
+def _write(samples: torch.Tensor, labels: torch.Tensor | None, out: Path, rows: int) -> None:
+    from gan import sampling
+    from gan.images import to_stored
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".npz":
+        extra = {"y": labels.cpu().numpy()} if labels is not None else {}
+        np.savez(out, x=to_stored(samples), **extra)
+    elif samples.dim() == 4:
+        sampling.save_grid(samples, out, rows)
+    else:
+        sampling.save_scatter(np.empty((0, 2), dtype=np.float32), samples.cpu().numpy(), out)
+
+
+def _output(path: str) -> Path:
+    out = Path(path)
+    if out.suffix not in (".png", ".npz"):
+        raise UserError(f"-o {path}: write a .png (a grid, or a scatter of 2-D points) or a .npz (the samples)")
+    return out
+
+
+def sample(args: argparse.Namespace) -> int:
+    from gan import sampling
+    from gan.runtime import generator_for
+
+    out = _output(args.output)
+    if args.n < 1:
+        raise UserError(f"-n {args.n}: ask for at least one sample")
+    device = torch.device("cpu")
+    generator, saved, source = load_model(args.model, device)
+    z = sampling.noise(args.n, saved["latent_dim"], generator_for(args.seed, "gan-sample", device), device)
+    labels = _classes(saved, args.class_, args.n, device)
+    samples = sampling.sample(generator, z, 500, labels)
+    _write(samples, labels, out, args.rows or math.ceil(math.sqrt(args.n)))
+    print(f"gan sample: {args.n} samples of {source}, seed {args.seed} -> {out}")
+    return 0
+
+
+def interpolate(args: argparse.Namespace) -> int:
+    from gan import sampling
+    from gan.generation import walks
+
+    out = _output(args.output)
+    device = torch.device("cpu")
+    generator, saved, source = load_model(args.model, device)
+    walk = walks(generator, saved["latent_dim"], int(saved.get("num_classes", 0)), args.rows, args.steps,
+                 args.seed, device)
+    if out.suffix == ".npz" or walk.dim() == 5:
+        _write(walk.flatten(0, 1), None, out, args.steps)
+    else:
+        sampling.save_walks(walk.cpu().numpy(), out)
+    print(f"gan interpolate: {args.rows} walks of {args.steps} steps of {source}, seed {args.seed} -> {out}")
+    return 0
+
+
+def main(command: str, argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog=f"gan {command}", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True,
+                        help="models/generator.pt, runs:/RUN_ID, models:/NAME/VERSION or models:/NAME@ALIAS")
+    parser.add_argument("-o", "--output", required=True, help="FILE.png (a picture) or FILE.npz (the samples)")
+    parser.add_argument("--seed", type=int, default=0, help="the latents' seed (default: %(default)s)")
+    if command == "sample":
+        parser.add_argument("-n", type=int, default=64, help="samples (default: %(default)s)")
+        parser.add_argument("--class", dest="class_", type=int, help="the class a conditional G is asked for")
+        parser.add_argument("--rows", type=int, help="images per grid row (default: a square)")
+    else:
+        parser.add_argument("--rows", type=int, default=8, help="walks (default: %(default)s)")
+        parser.add_argument("--steps", type=int, default=10, help="points along each walk (default: %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        return (sample if command == "sample" else interpolate)(args)
+    except UserError as exc:
+        print(f"gan {command}: error: {exc}", file=sys.stderr)
+        return 2
