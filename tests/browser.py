@@ -16,7 +16,7 @@ from html.parser import HTMLParser
 import pytest
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-OFFLINE = ["--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
+OFFLINE = ["--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=127.0.0.1;localhost",
            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"]
 
 
@@ -30,9 +30,10 @@ def chromium(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
         return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def rendered_dom(url: str, wait_ms: int = 10_000) -> str:
-    """The page's DOM after its scripts ran (up to `wait_ms` of virtual time)."""
-    result = chromium(f"--virtual-time-budget={wait_ms}", "--dump-dom", url)
+def rendered_dom(url: str, wait_ms: int = 10_000, size: str = "1600,1000") -> str:
+    """The page's DOM after its scripts ran (up to `wait_ms` of virtual time) in a window of `size` pixels
+    (a page that draws only what is in view, as MLflow's charts do, needs a tall one)."""
+    result = chromium(f"--window-size={size}", f"--virtual-time-budget={wait_ms}", "--dump-dom", url, timeout=240)
     assert result.returncode == 0 and "<html" in result.stdout, result.stderr[-2000:]
     return result.stdout
 
@@ -65,3 +66,21 @@ def drawn(dom: str, ids: set[str]) -> dict[str, bool]:
     parser = _Drawn(ids)
     parser.feed(dom)
     return parser.drawn
+
+
+def screenshot(url: str, path: str, size: str = "1600,1000", wait_ms: int = 30_000) -> None:
+    """A PNG of the page after its scripts ran, as a user's browser window of `size` shows it."""
+    result = chromium(f"--window-size={size}", f"--virtual-time-budget={wait_ms}", f"--screenshot={path}", url,
+                      timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def rendered_until(url: str, ready, size: str = "1600,1000", budgets: tuple[int, ...] = (30_000, 90_000, 180_000)) -> str:
+    """The DOM once `ready(dom)` holds, loading the page again with more virtual time while it does not
+    (a single-page app fetches its data first; how long that takes depends on the machine)."""
+    dom = ""
+    for wait_ms in budgets:
+        dom = rendered_dom(url, wait_ms=wait_ms, size=size)
+        if ready(dom):
+            break
+    return dom

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -66,9 +70,6 @@ def only_checkpoint(directory: Path) -> Path | None:
 
 def kill_at_first_checkpoint(directory: Path, steps: int) -> int:
     """Start the train stage, SIGKILL its whole process group once a checkpoint exists; the step it holds."""
-    import signal
-    import time
-
     from gan import checkpoint
 
     process = subprocess.Popen(stage_command("train"), cwd=directory, stdout=subprocess.DEVNULL,
@@ -130,3 +131,34 @@ def make_run_dir(path: Path, params: dict) -> Path:
     prepare(cfg, path / "data" / "prepared")
     build_evaluator(cfg, path / "data" / "prepared", path / "models" / "evaluator.pt", path / "features.json")
     return path
+
+
+class Server:
+    """A real `mlflow server` on one port and one SQLite store, which a test kills and starts again."""
+
+    def __init__(self, folder: Path, store: Path | None = None):
+        self.folder, self.store = folder, store or folder / "mlflow.db"
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 240) -> None:
+        command = [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
+                   f"sqlite:///{self.store}", "--artifacts-destination", str(self.folder / "artifacts"),
+                   "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
+        with (self.folder / "server.log").open("a") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                urllib.request.urlopen(self.uri + "/health", timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"mlflow server did not come up: {(self.folder / 'server.log').read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)  # the server and its workers, as a crash would
+        self.process.wait()

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from browser import drawn, rendered_dom
-from conftest import copy_repository, dvc, run
+from browser import drawn, rendered_dom, rendered_until, screenshot
+from conftest import Server, copy_repository, dvc, run
 from gan.data import content_hash
 
 pytestmark = pytest.mark.slow
@@ -291,6 +291,36 @@ def _experiments(show: list[dict]) -> dict[str, dict]:
                 if rev.get("name"):
                     found[rev["name"]] = rev["data"]
     return found
+
+
+def test_the_mlflow_ui_shows_the_run_s_params_metrics_datasets_charts_and_sample_grids(repo, tmp_path):
+    """A real `mlflow server` over the run's store, read in headless Chromium as a user's browser does."""
+    root, _, _ = repo
+    server = Server(tmp_path, store=root / "mlflow.db")
+    server.start()
+    try:
+        run_id = json.loads((root / "reports/train/run.json").read_text())["run_id"]
+        page, view = f"{server.uri}/#/experiments/1/runs/{run_id}", "?workflowType=machine_learning"
+        overview = rendered_until(page + view, lambda dom: "mnist5k-train" in dom)
+        text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", overview))
+        for shown in ("train.lr_g 0.002", "model.arch dcgan", "eval/fid_domain_300", "loss_d", "mnist5k-train",
+                      "gan-mnist5k-dcgan", "Model registry"):  # the last: the model-training view's sidebar
+            assert shown in text, f"{shown!r} is not on the run page"
+        assert "Evaluation runs" not in text, "the page opened in the GenAI view"
+        def plots_in(dom: str) -> list[str]:
+            return re.findall(r'class="[^"]*js-plotly-plot[^"]*"', dom)
+
+        charts = rendered_until(page + "/model-metrics" + view, lambda dom: len(plots_in(dom)) >= 4, size="1600,4000")
+        plots = plots_in(charts)
+        assert len(plots) >= 4 and charts.count('class="main-svg"') >= len(plots), "the metric charts did not draw"
+        assert all(f">{curve}<" in charts for curve in ("loss_d", "loss_g", "d_real", "d_fake"))
+        preview = re.compile(r'<img alt="samples/step_000060.png" src="blob:')
+        artifact = rendered_until(page + "/artifacts/samples/step_000060.png" + view, preview.search)
+        assert preview.search(artifact), "the grid did not preview"
+        screenshot(page + view, str(tmp_path / "run.png"))  # how docs/mlflow-run.png was taken
+        assert (tmp_path / "run.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        server.kill()
 
 
 def test_experiments_change_params_show_side_by_side_and_name_their_mlflow_runs(repo):

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT, Server, stage_command
 from mlflow.tracking import MlflowClient
 
-from conftest import ROOT, stage_command
 from gan import tracking
 from gan.errors import UserError
 from gan.outbox import Outbox
@@ -308,37 +305,6 @@ def test_the_train_stage_reports_an_unreachable_store_in_seconds(tmp_path):
     assert lines[0].startswith("train: error: MLflow store http://127.0.0.1:9 is not reachable")
     assert "start the server, or unset MLFLOW_TRACKING_URI" in lines[0]
     print(f"unreachable store reported in {seconds:.2f} s")
-
-
-class Server:
-    """A real `mlflow server` on one port and one SQLite store, which a test kills and starts again."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 240) -> None:
-        command = [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
-                   f"sqlite:///{self.folder / 'mlflow.db'}", "--artifacts-destination", str(self.folder / "artifacts"),
-                   "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
-        with (self.folder / "server.log").open("a") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                urllib.request.urlopen(self.uri + "/health", timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"mlflow server did not come up: {(self.folder / 'server.log').read_text()[-2000:]}")
-
-    def kill(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)  # the server and its workers, as a crash would
-        self.process.wait()
 
 
 @pytest.fixture
