@@ -1,9 +1,11 @@
-"""`gan sample` and `gan interpolate`: pictures (or arrays) from a trained generator, wherever it is.
+"""`gan sample`, `gan interpolate` and `gan arithmetic`: pictures (or arrays) from a trained generator,
+wherever it is.
 
     gan sample --model models:/gan-mnist5k-dcgan@best -n 16 -o grid.png
     gan sample --model runs:/<run id> -n 1000 -o samples.npz --seed 3
     gan sample --model models/generator.pt --class 7 -n 8 -o sevens.png
     gan interpolate --model models:/gan-mnist5k-dcgan/2 -o walk.png
+    gan arithmetic --model models:/gan-mnist5k-dcgan@best --expr "7 - 1 + 4" -o arithmetic.png
 
 --model is a local generator file (the DVC output models/generator.pt) or an MLflow URI:
 runs:/RUN_ID, models:/NAME/VERSION or models:/NAME@ALIAS, read from MLFLOW_TRACKING_URI (default:
@@ -24,6 +26,7 @@ import numpy as np
 import torch
 
 from gan.errors import UserError
+from gan.images import to_stored
 
 
 def load_model(uri: str, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any], str]:
@@ -59,7 +62,6 @@ def _classes(saved: dict[str, Any], wanted: int | None, count: int, device: torc
 
 def _write(samples: torch.Tensor, labels: torch.Tensor | None, out: Path, rows: int) -> None:
     from gan import sampling
-    from gan.images import to_stored
 
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npz":
@@ -112,13 +114,52 @@ def interpolate(args: argparse.Namespace) -> int:
     return 0
 
 
+def arithmetic(args: argparse.Namespace) -> int:
+    from gan.arithmetic import Explorer, attribute_sections, save_figure
+
+    out = _output(args.output)
+    if out.suffix != ".png":
+        raise UserError(f"-o {args.output}: gan arithmetic draws a figure; write a .png")
+    generator, saved, source = load_model(args.model, torch.device("cpu"))
+    if int(saved.get("num_classes", 0)):
+        raise UserError("gan arithmetic takes an unconditional generator (its classes come from the classifier)")
+    explorer = Explorer(generator, saved["latent_dim"], args.samples, args.seed)
+    sections, measured = attribute_sections(explorer)
+    if args.expr:
+        from gan.features import load_evaluator
+
+        evaluator = load_evaluator(Path(args.evaluator))
+        if evaluator.kind != "classifier":
+            raise UserError(f"--evaluator {args.evaluator}: a {evaluator.kind} evaluator calls no classes; "
+                            f"use the domain classifier of labelled data, or leave --expr out")
+        _, logits = evaluator.embed(explorer.images, 500)
+        images, names = explorer.class_sum(logits, args.expr)
+        calls = evaluator.embed(to_stored(images), 500)[1].argmax(1)
+        at = names.index("=")
+        sections.insert(0, (f"{args.expr}: " + " ".join(f"{n}({c})" for n, c in zip(names, calls)), images,
+                            len(images)))
+        print(f"gan arithmetic: {args.expr} -> the classifier calls the sum {calls[at]} "
+              f"and its variations {', '.join(map(str, calls[at + 1:]))}")
+    save_figure(sections, out)
+    for name, values in measured.items():
+        print(f"gan arithmetic: {name} along its direction: " + " ".join(f"{v:.3f}" for v in values))
+    print(f"gan arithmetic: {source}, {args.samples} samples, seed {args.seed} -> {out}")
+    return 0
+
+
 def main(command: str, argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog=f"gan {command}", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True,
                         help="models/generator.pt, runs:/RUN_ID, models:/NAME/VERSION or models:/NAME@ALIAS")
     parser.add_argument("-o", "--output", required=True, help="FILE.png (a picture) or FILE.npz (the samples)")
     parser.add_argument("--seed", type=int, default=0, help="the latents' seed (default: %(default)s)")
-    if command == "sample":
+    if command == "arithmetic":
+        parser.add_argument("--expr", help="class arithmetic, e.g. '7 - 1 + 4' (needs --evaluator's classifier)")
+        parser.add_argument("--evaluator", default="models/evaluator.pt",
+                            help="the domain classifier that names the classes (default: %(default)s)")
+        parser.add_argument("--samples", type=int, default=2000,
+                            help="samples the traits are read from (default: %(default)s)")
+    elif command == "sample":
         parser.add_argument("-n", type=int, default=64, help="samples (default: %(default)s)")
         parser.add_argument("--class", dest="class_", type=int, help="the class a conditional G is asked for")
         parser.add_argument("--rows", type=int, help="images per grid row (default: a square)")
@@ -127,7 +168,7 @@ def main(command: str, argv: list[str]) -> int:
         parser.add_argument("--steps", type=int, default=10, help="points along each walk (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
-        return (sample if command == "sample" else interpolate)(args)
+        return {"sample": sample, "interpolate": interpolate, "arithmetic": arithmetic}[command](args)
     except UserError as exc:
         print(f"gan {command}: error: {exc}", file=sys.stderr)
         return 2

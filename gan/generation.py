@@ -10,11 +10,15 @@ import numpy as np
 import torch
 
 from gan import sampling, tracking
+from gan.arithmetic import Explorer, attribute_sections, save_figure
 from gan.models import load_generator
 from gan.config import Config
 from gan.data import load_prepared
 from gan.images import to_stored
 from gan.runtime import generator_for, make_deterministic, resolve_device
+
+
+ARITHMETIC_SAMPLES = 1000  # samples the attribute directions of attributes.png are read from
 
 
 @dataclass(frozen=True)
@@ -23,7 +27,7 @@ class GeneratePaths:
     prepared: Path  # data/prepared (real points for the 2-D plots)
     run_link: Path  # reports/train/run.json
     out: Path  # data/generated: samples.npz
-    figures: Path  # reports/generate: grid.png, interpolation.png, scatter.png
+    figures: Path  # reports/generate: grid.png, interpolation.png, attributes.png, scatter.png
 
 
 def generate(cfg: Config, paths: GeneratePaths) -> Path:
@@ -42,6 +46,10 @@ def generate(cfg: Config, paths: GeneratePaths) -> Path:
     if images:
         _grid(generator, cfg, saved["latent_dim"], classes, device, paths.figures / "grid.png")
         sampling.save_grid(walks.flatten(0, 1), paths.figures / "interpolation.png", g.interpolation_steps)
+        if not classes:  # latent directions of stroke thickness and slant (gan.arithmetic; `gan arithmetic`)
+            explorer = Explorer(generator.cpu(), saved["latent_dim"], ARITHMETIC_SAMPLES, cfg.seed)
+            save_figure(attribute_sections(explorer)[0], paths.figures / "attributes.png")
+            generator.to(device)
     else:
         real = load_prepared(paths.prepared)
         modes = np.asarray(real.meta["modes"]) if "modes" in real.meta else None
