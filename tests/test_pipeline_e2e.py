@@ -46,7 +46,8 @@ def test_repro_writes_every_stage_output(repo):
     for path in ("data/prepared/train.npz", "data/prepared/meta.json", "models/evaluator.pt",
                  "models/generator.pt", "reports/train/history.tsv", "reports/train/run.json",
                  "reports/train/samples/step_000060.png", "reports/train/curves.png", "data/generated/samples.npz",
-                 "reports/generate/grid.png", "reports/generate/interpolation.png", "reports/metrics.json",
+                 "reports/generate/grid.png", "reports/generate/interpolation.png", "reports/generate/attributes.png",
+                 "reports/metrics.json",
                  "reports/features/metrics.json"):
         assert (root / path).is_file(), path
     history = (root / "reports/train/history.tsv").read_text().splitlines()
@@ -227,6 +228,14 @@ def test_evaluate_registers_the_generator_and_gan_sample_draws_it_from_every_kin
                        "--steps", "4", "-o", str(tmp_path / "walk.png"))  # generate's params in SMALL, seed 0
     assert walk.returncode == 0, walk.stderr
     assert (tmp_path / "walk.png").read_bytes() == (root / "reports/generate/interpolation.png").read_bytes()
+
+    arithmetic = gan_command(root, env, "arithmetic", "--model", "models:/gan-mnist5k-dcgan@best", "--samples", "300",
+                             "-o", str(tmp_path / "arithmetic.png"))
+    assert arithmetic.returncode == 0, arithmetic.stderr
+    assert "thickness along its direction" in arithmetic.stdout and (tmp_path / "arithmetic.png").is_file()
+    few = gan_command(root, env, "arithmetic", "--model", "models/generator.pt", "--samples", "4", "--expr", "7 - 1",
+                      "-o", str(tmp_path / "few.png"))
+    assert few.returncode == 2 and "samples '7' with confidence >= 0.9; draw more (--samples)" in few.stderr, few.stderr
 
     for uri, says in (("models:/nope@best", "no registered model 'nope'"),
                       ("models:/gan-mnist5k-dcgan@champion", "has no alias @champion; its aliases: @best"),
