@@ -44,7 +44,7 @@ SCATTER_POINTS = 1000  # generated points in each 2-D progress plot
 class TrainPaths:
     prepared: Path  # data/prepared
     generator: Path  # models/generator.pt
-    checkpoints: Path  # checkpoints/ (persisted by DVC across runs)
+    checkpoints: Path  # checkpoints/: train's own folder, outside DVC's outputs, so reruns keep it
     reports: Path  # reports/train: history.tsv, eval.tsv, curves.png, run.json, samples/
     evaluator: Path  # models/evaluator.pt, for the scores during training
 
