@@ -133,6 +133,21 @@ def make_run_dir(path: Path, params: dict) -> Path:
     return path
 
 
+def start_mlflow_server(command: list[str], uri: str, log_path: Path, timeout: float = 240,
+                        env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start `command` (an mlflow server) in its own process group; return once `uri`/health answers."""
+    with log_path.open("a") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            urllib.request.urlopen(uri + "/health", timeout=1).close()
+            return process
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"mlflow server did not come up: {log_path.read_text()[-3000:]}")
+
+
 class Server:
     """A real `mlflow server` on one port and one SQLite store, which a test kills and starts again."""
 
@@ -148,16 +163,7 @@ class Server:
         command = [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
                    f"sqlite:///{self.store}", "--artifacts-destination", str(self.folder / "artifacts"),
                    "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
-        with (self.folder / "server.log").open("a") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                urllib.request.urlopen(self.uri + "/health", timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"mlflow server did not come up: {(self.folder / 'server.log').read_text()[-2000:]}")
+        self.process = start_mlflow_server(command, self.uri, self.folder / "server.log", timeout)
 
     def kill(self) -> None:
         os.killpg(self.process.pid, signal.SIGKILL)  # the server and its workers, as a crash would

@@ -15,11 +15,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import start_mlflow_server
 
 
 def free_port() -> int:
@@ -109,17 +108,7 @@ class AuthServer:
         command = [str(Path(sys.executable).parent / "mlflow"), "server", "--app-name", "basic-auth",
                    "--backend-store-uri", self.backend, "--artifacts-destination", str(self.folder / "artifacts"),
                    "--host", "127.0.0.1", "--port", str(self.port), "--workers", "2"]
-        with (self.folder / "server.log").open("a") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                            start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                urllib.request.urlopen(self.uri + "/health", timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.3)
-        raise RuntimeError(f"mlflow server did not come up: {(self.folder / 'server.log').read_text()[-3000:]}")
+        self.process = start_mlflow_server(command, self.uri, self.folder / "server.log", timeout, env)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
