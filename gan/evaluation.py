@@ -123,6 +123,7 @@ def evaluate(cfg: Config, paths: EvaluatePaths) -> dict[str, float]:
         run.log_artifact(path, "evaluate")
     run.finish(stage="evaluate")
     print("evaluate: " + ", ".join(f"{k}={v:.6g}" for k, v in metrics.items()))
+    print(f"evaluate: the run in the MLflow UI: {run.page()}")
     _register(cfg, meta, metrics, paths.run_link)
     hint = recipe_hint(cfg, meta, metrics)
     if hint:

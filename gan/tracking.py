@@ -387,9 +387,10 @@ class TrackedRun:
     also carries artifacts and the model, and keeps what fails in the outbox.
     """
 
-    def __init__(self, client: MlflowClient, run_id: str, outbox: Outbox | None = None):
+    def __init__(self, client: MlflowClient, run_id: str, outbox: Outbox | None = None, experiment_id: str = ""):
         self.client = client
         self.run_id = run_id
+        self.experiment_id = experiment_id
         self.uri = tracking_uri()
         self.outbox = outbox or Outbox.default()
         self._cond = threading.Condition()
@@ -472,6 +473,14 @@ class TrackedRun:
         """Block until everything handed over so far is sent or kept in the outbox; False on timeout."""
         with self._cond:
             return self._cond.wait_for(lambda: not self._items and self._inflight is None, timeout)
+
+    def page(self) -> str:
+        """Where to see this run in the MLflow UI, in its model-training view (MLflow 3 opens the GenAI view
+        unless the address asks: the view is the browser's preference, not the experiment's)."""
+        path = f"#/experiments/{self.experiment_id}/runs/{self.run_id}?workflowType=machine_learning"
+        if self.uri.startswith(("http://", "https://")):
+            return f"{self.uri.rstrip('/')}/{path}"
+        return f"`mlflow ui --backend-store-uri {self.uri}`, then http://127.0.0.1:5000/{path}"
 
     def write_link(self, path: Path) -> None:
         """Record run id and store in `path` (run.json) so later stages reopen this run."""
@@ -671,7 +680,7 @@ def start_run(name: str | None, tags: dict[str, str], resume_run_id: str | None 
     all_tags = {"git.commit": git_commit(), "dvc.exp_name": os.environ.get("DVC_EXP_NAME", ""), **tags}
     run_name = os.environ.get("DVC_EXP_NAME") or name
     run = _retry(lambda: client.create_run(exp_id, run_name=run_name, tags=all_tags))
-    return TrackedRun(client, run.info.run_id)
+    return TrackedRun(client, run.info.run_id, experiment_id=exp_id)
 
 
 def reopen_run(link: Path, params: dict[str, Any]) -> TrackedRun:
@@ -697,12 +706,12 @@ def reopen_run(link: Path, params: dict[str, Any]) -> TrackedRun:
         raise UserError(f"{link}: MLflow run {run_id} is not in the store {tracking_uri()}; "
                         f"set MLFLOW_TRACKING_URI to the store train used ({info.get('tracking_uri')}) "
                         f"or rerun `dvc repro -f train`") from None
-    run = TrackedRun(client, run_id)
+    run = TrackedRun(client, run_id, experiment_id=parent.info.experiment_id)
     if run.conflicts(params):
         tags = {k: v for k, v in parent.data.tags.items() if not k.startswith("mlflow.")}
         child = _retry(lambda: client.create_run(parent.info.experiment_id, run_name=parent.info.run_name,
                                                  tags={**tags, "mlflow.parentRunId": run_id}))
-        run = TrackedRun(client, child.info.run_id)
+        run = TrackedRun(client, child.info.run_id, experiment_id=parent.info.experiment_id)
         run.log_params({k: v for k, v in parent.data.params.items() if k not in params})
     run.log_params(params)
     return run

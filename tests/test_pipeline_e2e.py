@@ -148,7 +148,7 @@ def test_mlflow_store_holds_one_run_with_params_curves_images_metrics_and_a_load
 
     from gan.models import load_generator
 
-    root, _, _ = repo
+    root, _, first = repo
     store = f"sqlite:///{root / 'mlflow.db'}"  # the default store: no MLFLOW_TRACKING_URI was set
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(store)
@@ -174,6 +174,8 @@ def test_mlflow_store_holds_one_run_with_params_curves_images_metrics_and_a_load
         assert {t.value for t in datasets["mnist5k-test"].tags} == {"evaluation"}
         found = client.search_runs([run.info.experiment_id], filter_string=f"dataset.digest = '{train_set.digest}'")
         assert [r.info.run_id for r in found] == [run_id]
+        printed = f"#/experiments/{run.info.experiment_id}/runs/{run_id}?workflowType=machine_learning"
+        assert printed in first.stdout, "evaluate says where the run is, in the UI's model-training view"
         kind = client.get_experiment(run.info.experiment_id).tags.get("mlflow.experimentKind")
         assert kind == "custom_model_development", "the UI opens the experiment in its model-training view"
         artifacts = {a.path for a in client.list_artifacts(run_id, "samples")}
