@@ -71,6 +71,7 @@ class Explorer:
         self.images = to_stored(self.draw(self.z))  # uint8 (N, H, W, C)
         if self.images.ndim != 4:
             raise UserError("latent arithmetic works on images; this generator draws 2-D points")
+        self.traits = attributes(self.images)  # each attribute of each sample, read once
 
     def draw(self, z: torch.Tensor) -> torch.Tensor:
         return sampling.sample(self.generator, z, 500)
@@ -78,7 +79,7 @@ class Explorer:
     def walks(self, name: str, bases: int = 4) -> tuple[torch.Tensor, np.ndarray]:
         """G along the direction of attribute `name` from `bases` latents: images (bases * len(WALK), C, H, W)
         and the attribute of each (bases, len(WALK))."""
-        d = direction(self.z, attributes(self.images)[name])
+        d = direction(self.z, self.traits[name])
         z = torch.stack([self.z[b] + t * d for b in range(bases) for t in WALK])
         images = self.draw(z)
         measured = attributes(to_stored(images))[name].reshape(bases, len(WALK))

@@ -49,9 +49,11 @@ def load_model(uri: str, device: torch.device) -> tuple[torch.nn.Module, dict[st
 
 
 def _classes(saved: dict[str, Any], wanted: int | None, count: int, device: torch.device) -> torch.Tensor | None:
+    from gan.sampling import balanced_labels
+
     classes = int(saved.get("num_classes", 0))
     if wanted is None:
-        return (torch.arange(count, device=device) % classes) if classes else None
+        return balanced_labels(count, classes, device) if classes else None
     if not classes:
         raise UserError(f"--class {wanted}: this generator is unconditional (trained with model.conditional: "
                         f"false); leave --class out")

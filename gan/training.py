@@ -34,7 +34,7 @@ from gan.metrics.modes import mode_scores
 from gan.metrics.registry import result_key
 from gan.reporting import Reporter, append_tsv, save_curves, write_tsv
 from gan.distributed import SINGLE, World
-from gan.runtime import configure_threads, generator_for, make_deterministic, resolve_device
+from gan.runtime import generator_for, make_deterministic, resolve_device
 from gan.updates import Plan, make_plan, train_step, uses_channels_last
 
 SCATTER_POINTS = 1000  # generated points in each 2-D progress plot
@@ -299,7 +299,7 @@ def _train(cfg: Config, paths: TrainPaths, prepared: Any, device: torch.device, 
         return _follow(state, cfg, plan, batches)
     if not resumed:
         shutil.rmtree(paths.samples, ignore_errors=True)
-    threads = configure_threads()
+    threads = torch.get_num_threads()  # resolve_device set them
     processes = f", {world.size} processes of {plan.batch_size} samples" if world.parallel else ""
     print(f"train: {cfg.model.arch} on {meta['name']} ({len(prepared.train_x)} samples), device {device}{processes}, "
           f"{plan.precision}{', compiled' if cfg.train.compile else ''}, {threads} threads, "
