@@ -32,7 +32,7 @@ THREADS_VARIABLE = "GAN_THREADS"
 
 def torch_threads() -> int:
     """The torch threads of one stage process: $GAN_THREADS when set, else the cores this process may run on
-    (its CPU affinity: taskset, a cgroup cpuset) shared among the training processes on this machine.
+    (its CPU affinity: taskset, a cgroup cpuset), either shared among the training processes on this machine.
 
     Two queue workers on one machine (`dvc queue start -j 2`) each take every core unless told:
     `GAN_THREADS=1 dvc queue start -j 2` gives each stage one thread.
@@ -42,9 +42,10 @@ def torch_threads() -> int:
         if not raw.isdigit() or int(raw) < 1:
             raise UserError(f"{THREADS_VARIABLE}={raw!r} must be a whole number of threads >= 1; "
                             f"unset it to use this process's cores")
-        return int(raw)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+        budget = int(raw)
+    else:
+        budget = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, budget // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
 
 
 def configure_threads() -> int:

@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 
 from gan.config import parse_params
 from gan.distributed import SINGLE, World
+from gan.errors import UserError
 from gan.training import build_state
 from gan.updates import d_update_on, make_plan
 
@@ -67,12 +68,23 @@ def test_a_d_update_on_two_processes_equals_one_process_on_the_whole_batch(tmp_p
 
 
 def test_the_global_batch_must_split_evenly_over_the_processes():
-    from gan.errors import UserError
-
     with pytest.raises(UserError, match=r"train.batch_size \(30\) is the global batch and must split evenly over"):
         parse_params({**POINTS, "train": {"batch_size": 30, "processes": 4}})
     with pytest.raises(UserError, match="must split evenly over the 3 training processes"):
         World(0, 3).share(64)
+
+
+def test_the_thread_budget_is_shared_among_the_training_processes_of_a_machine(monkeypatch):
+    from gan.runtime import torch_threads
+
+    monkeypatch.setenv("GAN_THREADS", "4")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert torch_threads() == 2  # GAN_THREADS is the stage's budget, not each worker's
+    monkeypatch.delenv("GAN_THREADS")
+    assert torch_threads() == max(1, len(os.sched_getaffinity(0)) // 2)
+    monkeypatch.setenv("GAN_THREADS", "0")
+    with pytest.raises(UserError, match="GAN_THREADS='0' must be a whole number of threads >= 1"):
+        torch_threads()
 
 
 RUN = {**POINTS, "train": {"steps": 300, "batch_size": 32, "checkpoint_every": 25, "sample_every": 10_000,
