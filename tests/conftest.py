@@ -97,6 +97,55 @@ def dvc(root: Path, env: dict[str, str], *args: str, ok: bool = True) -> subproc
     return run([sys.executable, "-m", "dvc", *args], root, env, ok)
 
 
+def drain_queue(root: Path, env: dict[str, str], names: list[str], jobs: int, timeout: float = 900) -> str:
+    """Start `jobs` DVC queue workers, wait until each queued experiment in `names` has ended (Success or
+    Failed), stop the workers; returns the last `dvc queue status`, with the workers' logs appended when
+    the queue did not drain in time.
+
+    `dvc queue start` forks a watcher per worker that keeps the caller's stdout until that worker ends,
+    so its output goes to a file here: captured, it would block until the last worker exits. A worker
+    can miss its own shutdown and idle for ever after its task (dvc-task's monitor sees an empty queue
+    while the task runs; seen in CI), which would block such a start past any timeout. A task left queued
+    with no worker alive to take it (treeverse/dvc#10562) gets the queue started again, as a user would."""
+    log = root / ".dvc" / "tmp" / "test-queue-start.log"
+    celery = root / ".dvc" / "tmp" / "exps" / "celery"
+
+    def start() -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:
+            code = subprocess.run([sys.executable, "-m", "dvc", "queue", "start", "-j", str(jobs)], cwd=root,
+                                  env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, timeout=120).returncode
+        assert code == 0, log.read_text()[-3000:]
+
+    def ended(status: str) -> bool:
+        lines = status.splitlines()
+        return all(any(name in line and ("Success" in line or "Failed" in line) for line in lines)
+                   for name in names)
+
+    start()
+    deadline, status, restarts = time.monotonic() + timeout, "", 0
+    try:
+        while time.monotonic() < deadline:
+            status = dvc(root, env, "queue", "status").stdout
+            if ended(status):
+                return status
+            if "Running" not in status and "Worker status: 0 active, 0 idle" in status and restarts < 3:
+                restarts += 1
+                start()
+            time.sleep(2)
+        logs = "".join(f"\n--- {w.name}\n{w.read_text(errors='replace')[-3000:]}" for w in sorted(celery.glob("*.out")))
+        return f"{status}\nthe queue did not drain in {timeout:.0f} s ({restarts} restarts){logs}"
+    finally:
+        dvc(root, env, "queue", "stop", "--kill", ok=False)
+        for pid_file in celery.glob("*.pid"):  # a worker that missed its shutdown misses this one too
+            pid = pid_file.read_text().strip()
+            command = Path(f"/proc/{pid}/cmdline")
+            try:
+                if pid.isdigit() and b"queue-worker" in command.read_bytes():  # not a process reusing the pid
+                    os.kill(int(pid), signal.SIGKILL)
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+
 def copy_repository(dest: Path, params: dict) -> tuple[Path, dict[str, str]]:
     """A fresh clone-like copy of this checkout (tracked files and untracked ones git does not ignore),
     `params` merged into params.yaml, as a new git repo with one commit; and the environment to run

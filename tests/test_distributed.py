@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import pytest
 import torch
@@ -14,6 +13,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from conftest import (
     copy_repository,
+    drain_queue,
     dvc,
     kill_at_first_checkpoint,
     make_run_dir,
@@ -138,17 +138,8 @@ def test_dvc_repro_on_two_processes_and_two_queue_workers_log_to_one_store(tmp_p
 
     for lr in ("0.0001", "0.0003"):
         dvc(root, env, "exp", "run", "--queue", "-n", f"lr-{lr}", "-S", "train.processes=1", "-S", f"train.lr_g={lr}")
-    dvc(root, {**env, "GAN_THREADS": "1"}, "queue", "start", "-j", "2")
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        status = dvc(root, env, "queue", "status").stdout
-        if not any(s in status for s in ("Queued", "Running")):
-            break
-        time.sleep(2)
-    try:
-        assert status.count("Success") == 2, status + dvc(root, env, "queue", "logs", "lr-0.0001", ok=False).stdout
-    finally:
-        dvc(root, env, "queue", "stop", "--kill", ok=False)
+    status = drain_queue(root, {**env, "GAN_THREADS": "1"}, ["lr-0.0001", "lr-0.0003"], jobs=2)
+    assert status.count("Success") == 2, status + dvc(root, env, "queue", "logs", "lr-0.0001", ok=False).stdout
     runs = store.search_runs([store.get_experiment_by_name("gan").experiment_id])
     queued = {r.data.tags.get("dvc.exp_name"): r for r in runs if r.data.tags.get("dvc.exp_name")}
     assert set(queued) == {"lr-0.0001", "lr-0.0003"}

@@ -7,7 +7,6 @@ import base64
 import json
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import copy_repository, dvc, run
+from conftest import copy_repository, drain_queue, dvc, run
 from team import AuthServer, Postgres
 
 pytestmark = pytest.mark.slow
@@ -43,28 +42,13 @@ def team(tmp_path_factory):
         database.stop()
 
 
-def _wait_for_queue(root, env) -> str:
-    deadline = time.monotonic() + 900
-    status = ""
-    while time.monotonic() < deadline:
-        status = dvc(root, env, "queue", "status").stdout
-        if not any(s in status for s in ("Queued", "Running")):
-            break
-        time.sleep(2)
-    return status
-
-
 def test_two_queue_workers_log_to_a_postgresql_server_behind_basic_auth(team, tmp_path, monkeypatch):
     root, env = copy_repository(tmp_path / "repo", POINTS)
     env.update(team.credentials)
     for lr in ("0.0005", "0.001"):
         dvc(root, env, "exp", "run", "--queue", "-n", f"lr-{lr}", "-S", f"train.lr_g={lr}")
-    dvc(root, {**env, "GAN_THREADS": "1"}, "queue", "start", "-j", "2")
-    try:
-        status = _wait_for_queue(root, env)
-        assert status.count("Success") == 2, status + dvc(root, env, "queue", "logs", "lr-0.001", ok=False).stdout
-    finally:
-        dvc(root, env, "queue", "stop", "--kill", ok=False)
+    status = drain_queue(root, {**env, "GAN_THREADS": "1"}, ["lr-0.0005", "lr-0.001"], jobs=2)
+    assert status.count("Success") == 2, status + dvc(root, env, "queue", "logs", "lr-0.001", ok=False).stdout
 
     for key, value in team.credentials.items():
         monkeypatch.setenv(key, value)

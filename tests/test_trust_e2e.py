@@ -8,13 +8,12 @@ package installed in editable mode from another checkout (this one).
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import copy_repository, dvc
+from conftest import copy_repository, drain_queue, dvc
 
 pytestmark = pytest.mark.slow
 
@@ -106,16 +105,9 @@ def test_a_queued_experiment_runs_the_code_it_snapshotted(repo):
         dvc(root, env, "exp", "run", "--queue", "-n", "snapshot", "-S", "train.steps=120")
         training.write_text(original + '\nraise SystemExit("WORKSPACE-CODE-RAN: the queued run imported the '
                                        'workspace, not its snapshot")\n')
-        dvc(root, env, "queue", "start", "-j", "1")
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            status = dvc(root, env, "queue", "status").stdout
-            if "snapshot" in status and not any(s in status for s in ("Queued", "Running")):
-                break
-            time.sleep(2)
+        status = drain_queue(root, env, ["snapshot"], jobs=1)
         logs = dvc(root, env, "queue", "logs", "snapshot", ok=False)
         assert "Success" in status, status + logs.stdout[-3000:]
         assert "SNAPSHOT-CODE-RAN" in logs.stdout and "WORKSPACE-CODE-RAN" not in logs.stdout
     finally:
         training.write_text(original)
-        dvc(root, env, "queue", "stop", "--kill", ok=False)
