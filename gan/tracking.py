@@ -728,7 +728,6 @@ def register_generator(run_id: str, name: str, primary: str, scores: dict[str, f
     of the same key (metric and sample count) on the same data are ranked: a version scored otherwise than
     the alias holder leaves the alias where it is. Returns a line saying what happened.
     """
-    import mlflow
     from mlflow.exceptions import MlflowException
 
     client = _client()
@@ -739,11 +738,15 @@ def register_generator(run_id: str, name: str, primary: str, scores: dict[str, f
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
     version_tags = {**tags, **{k: repr(float(v)) for k, v in scores.items()}, "primary_metric": primary}
-    try:
-        version = mlflow.register_model(f"runs:/{run_id}/generator", name, tags=version_tags).version
-    except MlflowException as exc:
-        raise UserError(f"the generator of run {run_id} is not in {tracking_uri()} yet ({one_line(exc, 160)}); "
-                        f"after `python -m gan.tracking flush` sends it, rerun `dvc repro -f evaluate`") from None
+    experiment = _retry(lambda: client.get_run(run_id)).info.experiment_id
+    logged = _retry(lambda: client.search_logged_models(
+        [experiment], filter_string=f"source_run_id = '{run_id}' AND name = 'generator'"))
+    if not logged:
+        raise UserError(f"the generator of run {run_id} is not in {tracking_uri()} yet; after "
+                        f"`python -m gan.tracking flush` sends it, rerun `dvc repro -f evaluate`")
+    model_id = max(logged, key=lambda m: m.creation_timestamp).model_id  # a resumed run's last one
+    version = _retry(lambda: client.create_model_version(name, f"models:/{model_id}", run_id=run_id,
+                                                         tags=version_tags, model_id=model_id)).version
     group = (primary, tags.get("data.sha256"))
 
     def group_of(v: Any) -> tuple[str | None, str | None]:
