@@ -728,16 +728,10 @@ def register_generator(run_id: str, name: str, primary: str, scores: dict[str, f
     of the same key (metric and sample count) on the same data are ranked: a version scored otherwise than
     the alias holder leaves the alias where it is. Returns a line saying what happened.
     """
+    import mlflow
     from mlflow.exceptions import MlflowException
 
     client = _client()
-    try:
-        _retry(lambda: client.create_registered_model(name, description="Generators trained by the gan pipeline; "
-                                                      "the alias @best is the best version by " + primary))
-    except MlflowException as exc:
-        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
-    version_tags = {**tags, **{k: repr(float(v)) for k, v in scores.items()}, "primary_metric": primary}
     experiment = _retry(lambda: client.get_run(run_id)).info.experiment_id
     logged = _retry(lambda: client.search_logged_models(
         [experiment], filter_string=f"source_run_id = '{run_id}' AND name = 'generator'"))
@@ -745,8 +739,13 @@ def register_generator(run_id: str, name: str, primary: str, scores: dict[str, f
         raise UserError(f"the generator of run {run_id} is not in {tracking_uri()} yet; after "
                         f"`python -m gan.tracking flush` sends it, rerun `dvc repro -f evaluate`")
     model_id = max(logged, key=lambda m: m.creation_timestamp).model_id  # a resumed run's last one
-    version = _retry(lambda: client.create_model_version(name, f"models:/{model_id}", run_id=run_id,
-                                                         tags=version_tags, model_id=model_id)).version
+    version_tags = {**tags, **{k: repr(float(v)) for k, v in scores.items()}, "primary_metric": primary}
+    # models:/<model_id>, not runs:/…/generator (MLflow 3 then warns that the run has no such artifacts);
+    # the fluent call also links the version on the logged model, which the run page reads
+    version = mlflow.register_model(f"models:/{model_id}", name, tags=version_tags).version
+    if not _retry(lambda: client.get_registered_model(name)).description:
+        _retry(lambda: client.update_registered_model(name, description="Generators trained by the gan pipeline; "
+                                                      "the alias @best is the best version by " + primary))
     group = (primary, tags.get("data.sha256"))
 
     def group_of(v: Any) -> tuple[str | None, str | None]:
