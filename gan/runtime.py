@@ -31,8 +31,8 @@ THREADS_VARIABLE = "GAN_THREADS"
 
 
 def torch_threads() -> int:
-    """The torch threads of one stage process: $GAN_THREADS when set, else the cores this process may run on
-    (its CPU affinity: taskset, a cgroup cpuset), either shared among the training processes on this machine.
+    """The torch threads of one stage process: a budget of $GAN_THREADS when set, else of the cores this process
+    may run on (its CPU affinity: taskset, a cgroup cpuset), shared among the training processes on this machine.
 
     Two queue workers on one machine (`dvc queue start -j 2`) each take every core unless told:
     `GAN_THREADS=1 dvc queue start -j 2` gives each stage one thread.

@@ -146,6 +146,7 @@ def drain_queue(root: Path, env: dict[str, str], names: list[str], jobs: int, ti
             except (FileNotFoundError, ProcessLookupError):
                 pass
 
+
 def copy_repository(dest: Path, params: dict) -> tuple[Path, dict[str, str]]:
     """A fresh clone-like copy of this checkout (tracked files and untracked ones git does not ignore),
     `params` merged into params.yaml, as a new git repo with one commit; and the environment to run

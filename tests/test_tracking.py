@@ -129,7 +129,6 @@ def test_a_missing_or_foreign_run_link_is_a_clear_error(tmp_path):
         tracking.reopen_run(link, {})
 
 
-
 def test_registering_a_run_whose_generator_has_not_arrived_says_how_to_send_it(store):
     client = MlflowClient(store.uri)
     run = client.create_run(client.create_experiment("gan"))
@@ -137,6 +136,7 @@ def test_registering_a_run_whose_generator_has_not_arrived_says_how_to_send_it(s
                                         r"flush` sends it, rerun `dvc repro -f evaluate`"):
         tracking.register_generator(run.info.run_id, "gan-test-mlp", "reverse_kl_1k", {"reverse_kl_1k": 0.1}, {})
     assert client.search_registered_models() == []
+
 
 def test_an_unreachable_server_is_a_clear_error_within_seconds(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # the discard port: nothing listens
