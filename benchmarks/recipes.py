@@ -2,16 +2,17 @@
 
     python benchmarks/recipes.py                        # every recipe and ablation, seeds 0 1 2
     python benchmarks/recipes.py --only grid25 --seeds 3 4 5
-    python benchmarks/recipes.py --update-readme        # also replace the README's table with the file
+    python benchmarks/recipes.py --update-docs          # also replace these tables' blocks in docs/recipes.md
 
 Each run is `gan recipe run NAME --seed S [-- -S ablation]`, i.e. a whole `dvc exp run`, in a
 scratch clone of this checkout (tracked and untracked files that git does not ignore), so the
 seconds per run are what a user waits for: prepare, train, generate and evaluate, with the
 features stage reused from the DVC run cache across runs on the same data. The metrics are
 read from each experiment's reports/metrics.json. The table (mean ± std over seeds, seconds
-per run, the machine) goes to reports/benchmarks/recipes.md; with --update-readme it also
-replaces the block between the README's `recipes-table` markers. Rows cited from papers are
-marked as such and are not measured here.
+per run, the machine) goes to reports/benchmarks/recipes.md; with --update-docs (alias
+--update-readme) it also replaces, in docs/recipes.md, the marked block of each table it just made
+(`<!-- recipes-table:NAME -->` ... `<!-- /recipes-table:NAME -->`) and leaves the other blocks as they
+are. Rows cited from papers are marked as such and are not measured here.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "reports" / "benchmarks" / "recipes.md"
-BEGIN, END = "<!-- recipes-table:begin -->", "<!-- recipes-table:end -->"
+DOCS = ROOT / "docs" / "recipes.md"  # the page whose marked blocks --update-docs replaces
 
 
 @dataclass(frozen=True)
@@ -146,38 +147,67 @@ def cell(values: list[float], decimals: int) -> str:
     return f"{a.mean():.{decimals}f} ± {a.std():.{decimals}f} [{a.min():.{decimals}f}, {a.max():.{decimals}f}]"
 
 
+def markers(recipe: str) -> tuple[str, str]:
+    """The lines around a table's block in docs/recipes.md, one pair per entry of TABLES."""
+    return f"<!-- recipes-table:{recipe} -->", f"<!-- /recipes-table:{recipe} -->"
+
+
+def render_header(seeds: list[int], command: str, threads: int | None = None) -> list[str]:
+    threads_note = f", {threads} thread{'s' if threads > 1 else ''} per run" if threads else ""
+    return [f"Made by `{command}` on {time.strftime('%Y-%m-%d')}; machine: {machine()}{threads_note}.",
+            f"Each measured row: mean ± std [min, max] over seeds {', '.join(map(str, seeds))} of one whole `dvc exp run` "
+            f"each (`gan recipe run NAME --seed S`, ablations add `-- -S key=value`); s/run is its wall time.", ""]
+
+
+def render_table(table: Table, rows: list[tuple[Row, list[dict[str, float]], list[float]]]) -> list[str]:
+    heads = [h for h, _, _ in table.columns]
+    lines = [f"**{table.recipe}**", "", "| variant | " + " | ".join(heads) + " | s/run |",
+             "|---" * (len(heads) + 2) + "|"]
+    for row, runs, seconds in rows:
+        cells = [cell([metric(m, key) for m in runs], d) for _, key, d in table.columns]
+        change = f" (`{'`, `'.join(row.overrides)}`)" if row.overrides else ""
+        lines.append(f"| {row.label}{change} | " + " | ".join(cells) + f" | {np.mean(seconds):.0f} |")
+    for label, cells in table.cited:
+        lines.append(f"| {label} | " + " | ".join(cells) + " | |")
+    if table.cited:
+        lines += ["", f"Cited rows: {PACGAN}."]
+    return lines + [""]
+
+
 def render(results: dict[str, list[tuple[Row, list[dict[str, float]], list[float]]]], seeds: list[int],
            command: str, threads: int | None = None) -> str:
-    threads_note = f", {threads} thread{'s' if threads > 1 else ''} per run" if threads else ""
-    lines = [f"Made by `{command}` on {time.strftime('%Y-%m-%d')}; machine: {machine()}{threads_note}.",
-             f"Each measured row: mean ± std [min, max] over seeds {', '.join(map(str, seeds))} of one whole `dvc exp run` "
-             f"each (`gan recipe run NAME --seed S`, ablations add `-- -S key=value`); s/run is its wall time.", ""]
+    """The table file: who made it and how, then every table measured."""
+    lines = render_header(seeds, command, threads)
     for table in TABLES:
-        if table.recipe not in results:
-            continue
-        heads = [h for h, _, _ in table.columns]
-        lines += [f"**{table.recipe}**", "", "| variant | " + " | ".join(heads) + " | s/run |",
-                  "|---" * (len(heads) + 2) + "|"]
-        for row, runs, seconds in results[table.recipe]:
-            cells = [cell([metric(m, key) for m in runs], d) for _, key, d in table.columns]
-            change = f" (`{'`, `'.join(row.overrides)}`)" if row.overrides else ""
-            lines.append(f"| {row.label}{change} | " + " | ".join(cells) + f" | {np.mean(seconds):.0f} |")
-        for label, cells in table.cited:
-            lines.append(f"| {label} | " + " | ".join(cells) + " | |")
-        if table.cited:
-            lines += ["", f"Cited rows: {PACGAN}."]
-        lines.append("")
+        if table.recipe in results:
+            lines += render_table(table, results[table.recipe])
     return "\n".join(lines)
 
 
-def update_readme(table: str) -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"README.md has no {BEGIN} ... {END} block to replace")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
+def render_blocks(results: dict[str, list[tuple[Row, list[dict[str, float]], list[float]]]], seeds: list[int],
+                  command: str, threads: int | None = None) -> dict[str, str]:
+    """Each measured table under its own 'Made by' line: the body of its block in docs/recipes.md."""
+    header = render_header(seeds, command, threads)
+    return {t.recipe: "\n".join(header + render_table(t, results[t.recipe])) for t in TABLES if t.recipe in results}
+
+
+def replace_block(text: str, recipe: str, body: str, page: Path) -> str:
+    """`text` with the block of `recipe`'s table replaced by `body`; everything else byte for byte as it was."""
+    begin, end = markers(recipe)
+    start = text.find(begin)
+    stop = text.find(end, start + len(begin)) if start >= 0 else -1
+    if start < 0 or stop < 0:
+        raise SystemExit(f"{page}: no block {begin} ... {end} to replace; add those two lines where the "
+                         f"{recipe} table belongs")
+    return f"{text[:start + len(begin)]}\n{body.strip()}\n{text[stop:]}"
+
+
+def update_docs(blocks: dict[str, str], page: Path = DOCS) -> None:
+    """Replace the blocks of these tables in `page`, leaving every other block alone; a missing block writes nothing."""
+    text = page.read_text()
+    for recipe, body in blocks.items():
+        text = replace_block(text, recipe, body, page)
+    page.write_text(text)
 
 
 def main() -> None:
@@ -188,7 +218,9 @@ def main() -> None:
                         help="only each table's recipe row (no ablations): e.g. to check seeds it was not tuned on")
     parser.add_argument("--defaults-only", action="store_true",
                         help="only the rows that run params.yaml's defaults (no recipe)")
-    parser.add_argument("--update-readme", action="store_true", help="replace the README's table with the result")
+    parser.add_argument("--update-docs", "--update-readme", dest="update_docs", action="store_true",
+                        help=f"replace the marked block of each table made in {DOCS.relative_to(ROOT)}, "
+                             "leaving the other tables' blocks alone (--update-readme: the old name)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch repository")
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for every run (default: torch's own choice)")
     parser.add_argument("--out", type=Path, default=OUT, help="the table file (default: %(default)s)")
@@ -204,6 +236,9 @@ def main() -> None:
     command += f" --threads {args.threads}" if args.threads else ""
     command += " --recipes-only" if args.recipes_only else ""
     command += " --defaults-only" if args.defaults_only else ""
+    if args.update_docs:  # a missing block is found now, not after hours of runs
+        for table in tables:
+            replace_block(DOCS.read_text(), table.recipe, "", DOCS)
     out = args.out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="gan-recipes-"))
@@ -232,9 +267,10 @@ def main() -> None:
     text = render(results, args.seeds, command, args.threads)
     out.write_text(text)
     print(f"\n{text}\nwritten to {out}")
-    if args.update_readme:
-        update_readme(text)
-        print("README.md table replaced")
+    if args.update_docs:
+        blocks = render_blocks(results, args.seeds, command, args.threads)
+        update_docs(blocks)
+        print(f"{DOCS.relative_to(ROOT)}: replaced the block of {', '.join(blocks)}")
 
 
 if __name__ == "__main__":

@@ -139,14 +139,53 @@ def test_every_benchmark_row_is_a_valid_run_of_a_shipped_recipe():
             assert parse_params(params).data.name == table.recipe, f"{table.recipe} / {row.label}"
 
 
-def test_the_readme_holds_the_benchmark_table_block():
-    text = (ROOT / "README.md").read_text()
+def table_block(text: str, bench, recipe: str) -> str:
+    """What stands between the two marker lines of `recipe`'s table."""
+    begin, end = bench.markers(recipe)
+    return text.split(begin, 1)[1].split(end, 1)[0]
+
+
+def test_the_recipes_page_holds_one_benchmark_block_per_table():
     bench = benchmark_script("recipes")
-    assert text.count(bench.BEGIN) == 1 and text.count(bench.END) == 1
-    block = text.split(bench.BEGIN, 1)[1].split(bench.END, 1)[0]
-    assert "Made by `python benchmarks/recipes.py" in block
+    text = bench.DOCS.read_text()
+    assert bench.DOCS == ROOT / "docs" / "recipes.md"
     for table in bench.TABLES:
-        assert f"**{table.recipe}**" in block
+        begin, end = bench.markers(table.recipe)
+        assert text.count(begin) == 1 and text.count(end) == 1, table.recipe
+        assert text.index(begin) < text.index(end), table.recipe
+        block = table_block(text, bench, table.recipe)
+        assert "Made by `python benchmarks/recipes.py" in block, table.recipe
+        assert f"**{table.recipe}**" in block and "| variant |" in block, table.recipe
+
+
+def test_updating_one_table_block_leaves_every_other_byte_of_the_page_as_it_was(tmp_path):
+    bench = benchmark_script("recipes")
+    page = tmp_path / "recipes.md"
+    page.write_bytes(bench.DOCS.read_bytes())
+    before = page.read_bytes().decode()
+    made = "Made by `python benchmarks/recipes.py --only ring8` on 2099-01-01; machine: none.\n\n**ring8**\n\n| variant | x |\n"
+    bench.update_docs({"ring8": made}, page)
+    after = page.read_bytes().decode()
+    for table in bench.TABLES:
+        assert all(after.count(marker) == 1 for marker in bench.markers(table.recipe)), table.recipe
+    assert table_block(after, bench, "ring8") == "\n" + made
+    for other in ("grid25", "mnist5k"):
+        assert table_block(after, bench, other).encode() == table_block(before, bench, other).encode(), other
+    begin, end = bench.markers("ring8")
+    assert after.split(begin, 1)[0] == before.split(begin, 1)[0]
+    assert after.split(end, 1)[1] == before.split(end, 1)[1]
+
+
+def test_a_missing_table_block_is_one_line_naming_the_page_and_the_marker_and_writes_nothing(tmp_path):
+    bench = benchmark_script("recipes")
+    page = tmp_path / "recipes.md"
+    begin, end = bench.markers("grid25")
+    page.write_text(f"{begin}\nold\n{end}\n")  # grid25's block only: ring8's is missing
+    with pytest.raises(SystemExit) as raised:
+        bench.update_docs({"grid25": "new", "ring8": "new"}, page)
+    message = str(raised.value)
+    assert "\n" not in message and str(page) in message and "<!-- recipes-table:ring8 -->" in message
+    assert page.read_text() == f"{begin}\nold\n{end}\n"
 
 
 def test_a_table_cell_shows_the_worst_and_the_best_seed():
