@@ -61,6 +61,9 @@ def _split_indices(num: int, labels: np.ndarray | None, fraction: float,
     """Shuffled (train, test) indices, with the test share taken per class when labelled.
 
     Both sides keep at least one sample, so a tiny folder still yields a usable split.
+    Not scikit-learn's `train_test_split(stratify=y)`: it refuses any class of one image (a user's small
+    folder has them), and it would draw another split, changing every prepared dataset's sha256 and so
+    every recorded score and registry ranking.
     """
     groups = [np.arange(num)] if labels is None else [np.flatnonzero(labels == c) for c in np.unique(labels)]
     train, test = [], []

@@ -58,9 +58,102 @@ def stage_command(stage: str, *args: str) -> list[str]:
     return [sys.executable, str(ROOT / "stages" / f"{stage}.py"), *args]
 
 
+def run_stage(stage: str, directory: Path, *args: str) -> subprocess.CompletedProcess:
+    """`python stages/<stage>.py ARGS` run inside this test process, in `directory`: the script's own code
+    (argument parsing, one-line user errors, exit codes) without a new interpreter's imports, and counted
+    by coverage. Its stdout and stderr are captured; the exit status is SystemExit's code, else 0. A test of
+    what only a process shows (a kill, an exit before heavy imports) runs `stage_command` instead."""
+    import contextlib
+    import io
+    import runpy
+
+    import torch
+
+    script = ROOT / "stages" / f"{stage}.py"
+    out, err = io.StringIO(), io.StringIO()
+    argv, cwd = sys.argv, os.getcwd()
+    # what a stage sets for its whole process, put back for the tests that follow
+    torch_state = (torch.are_deterministic_algorithms_enabled(), torch.get_num_threads(),
+                   torch.utils.deterministic.fill_uninitialized_memory, torch.backends.cudnn.benchmark)
+    sys.argv = [str(script), *args]
+    os.chdir(directory)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            runpy.run_path(str(script), run_name="__main__")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if isinstance(exc.code, str):
+            err.write(exc.code)
+    finally:
+        sys.argv = argv
+        os.chdir(cwd)
+        torch.use_deterministic_algorithms(torch_state[0])
+        torch.set_num_threads(torch_state[1])
+        torch.utils.deterministic.fill_uninitialized_memory = torch_state[2]
+        torch.backends.cudnn.benchmark = torch_state[3]
+    return subprocess.CompletedProcess(sys.argv, code, out.getvalue(), err.getvalue())
+
+
+def run_gan(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The `gan` command line (`python -m gan ARGS`) in this process, with `env` set for the call."""
+    import contextlib
+    import io
+
+    from gan.__main__ import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:
+                code = exc.code
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return subprocess.CompletedProcess(["gan", *args], code, out.getvalue(), err.getvalue())
+
+
 def run_train(directory: Path) -> subprocess.CompletedProcess:
-    """The train stage in `directory`, as DVC would run it."""
-    return subprocess.run(stage_command("train"), cwd=directory, capture_output=True, text=True, timeout=300)
+    """The train stage in `directory`, as DVC would run it (in this process: see run_stage)."""
+    return run_stage("train", directory)
+
+
+def dvc_stage_args(stage: str) -> list[str]:
+    """The arguments dvc.yaml's command gives `stages/<stage>.py`."""
+    command = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]["cmd"].split()
+    assert command[:2] == ["python", f"stages/{stage}.py"], command
+    return command[2:]
+
+
+# The tiny pipeline: every stage of dvc.yaml on mnist5k, small enough for the fast suite (about 20 s)
+TINY = {
+    "model": {"width": 8, "latent_dim": 16},
+    "train": {"steps": 30, "batch_size": 16, "lr_g": 0.002, "lr_d": 0.002, "sample_every": 15,
+              "checkpoint_every": 15, "log_every": 5, "eval_every": 30, "eval_samples": 200},
+    "features": {"epochs": 1},
+    "generate": {"num_samples": 200, "grid_rows": 4, "interpolation_rows": 2, "interpolation_steps": 4},
+    "evaluate": {"num_samples": 200},
+}
+TINY_STAGES = ("plots_page", "prepare", "features", "reference", "train", "generate", "evaluate")
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory) -> Path:
+    """One finished tiny pipeline for the tests that only read its outputs: each stage script of dvc.yaml
+    run in order, with dvc.yaml's arguments, in a fresh folder. Runs once per test session."""
+    root = tmp_path_factory.mktemp("tiny-pipeline")
+    write_params(root, TINY)
+    for stage in TINY_STAGES:
+        result = run_stage(stage, root, *dvc_stage_args(stage))
+        assert result.returncode == 0, f"{stage} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    return root
 
 
 def only_checkpoint(directory: Path) -> Path | None:

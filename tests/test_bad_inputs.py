@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, stage_command, write_params
+from conftest import ROOT, run_stage, write_params
 from gan import models
 from gan.checkpoint import FORMAT_VERSION, PREVIOUS, load_checkpoint, remove_stale_temps, save_checkpoint
 from gan.config import parse_params
@@ -193,8 +193,7 @@ def garbage(path: Path) -> None:
 def test_a_damaged_samples_file_stops_the_evaluate_stage_with_one_line(evaluate_dir, damage, reason):
     samples = evaluate_dir / "data" / "generated" / "samples.npz"
     damage(samples)
-    result = subprocess.run(stage_command("evaluate"), cwd=evaluate_dir, capture_output=True, text=True,
-                            timeout=300)
+    result = run_stage("evaluate", evaluate_dir)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     line = result.stderr.strip().splitlines()[-1]

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, run_gan
 
 
 def gan(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gan", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, **env}, check=False)
+    return run_gan(*args, env=env)
 
 
 @pytest.mark.parametrize(("uri", "store", "says"), [
@@ -31,5 +28,5 @@ def test_a_model_that_cannot_be_reached_is_one_line_naming_it(uri, store, says, 
 
 
 def test_an_output_that_is_neither_png_nor_npz_is_refused_before_any_work(tmp_path):
-    result = gan("sample", "--model", "models/generator.pt", "-o", str(tmp_path / "grid.jpg"))
+    result = gan("sample", "--model", str(ROOT / "models/generator.pt"), "-o", str(tmp_path / "grid.jpg"))
     assert result.returncode == 2 and "write a .png" in result.stderr, result.stderr

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import run_stage
 from gan.config import Config, load_params, parse_params
 from gan.errors import UserError
 
@@ -92,8 +93,7 @@ def test_a_stage_given_bad_params_exits_2_with_one_line_and_writes_nothing(tmp_p
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["train"]["lr_d"] = -1
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    result = subprocess.run([sys.executable, str(ROOT / "stages" / "prepare.py"), "--out", "prepared"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    result = run_stage("prepare", tmp_path, "--out", "prepared")
     assert result.returncode == 2
     assert result.stderr.strip() == "prepare: error: params.yaml: train.lr_d must be > 0, got -1"
     assert not (tmp_path / "prepared").exists()

@@ -91,6 +91,7 @@ RUN = {**POINTS, "train": {"steps": 300, "batch_size": 32, "checkpoint_every": 2
                            "log_every": 25, "eval_every": 100, "eval_samples": 200, "processes": 2}}
 
 
+@pytest.mark.system
 def test_a_two_process_run_is_reproducible_and_a_killed_one_resumes_bit_exactly(tmp_path):
     straight = make_run_dir(tmp_path / "straight", RUN)
     done = run_train(straight)
@@ -115,6 +116,7 @@ def test_a_two_process_run_is_reproducible_and_a_killed_one_resumes_bit_exactly(
     assert tags["distributed.world_size"] == "2"
 
 
+@pytest.mark.system
 def test_a_run_at_another_world_size_starts_afresh(tmp_path):
     """The checkpoint of a 2-process run is not resumed by 1 process: its RNG streams are per rank."""
     directory = make_run_dir(tmp_path / "run", {**RUN, "train": {**RUN["train"], "steps": 50}})
@@ -126,7 +128,7 @@ def test_a_run_at_another_world_size_starts_afresh(tmp_path):
     assert "from scratch" in single.stdout and len(list((directory / "checkpoints").glob("*/last.pt"))) == 2
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_dvc_repro_on_two_processes_and_two_queue_workers_log_to_one_store(tmp_path):
     params = {**RUN, "train": {**RUN["train"], "steps": 150, "checkpoint_every": 50, "eval_every": 0},
               "generate": {"num_samples": 1000}, "evaluate": {"num_samples": 1000}}

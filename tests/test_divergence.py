@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
 
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from conftest import make_run_dir, stage_command
+from conftest import make_run_dir, run_stage
 from gan import checkpoint, tracking
 from gan.config import parse_params
 from gan.divergence import TrainingDiverged
@@ -27,11 +25,11 @@ DIVERGING = {
 }
 
 
-def test_a_diverging_run_exits_with_one_line_and_leaves_no_result(tmp_path):
+def test_a_diverging_run_exits_with_one_line_and_leaves_no_result(tmp_path, monkeypatch):
     directory = make_run_dir(tmp_path / "run", DIVERGING)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    result = subprocess.run(stage_command("train"), cwd=directory, capture_output=True, text=True, timeout=300,
-                            env=env)
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env["MLFLOW_TRACKING_URI"])
+    result = run_stage("train", directory)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]

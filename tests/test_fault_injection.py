@@ -14,7 +14,7 @@ import pytest
 
 from conftest import ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.system
 
 
 def test_a_pipeline_killed_twice_ends_bit_identical_to_an_uninterrupted_one(tmp_path):

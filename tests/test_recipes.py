@@ -99,7 +99,7 @@ def test_list_shows_each_recipe_with_its_description():
         assert line == f"{name}: {recipes.description(ROOT / 'recipes' / f'{name}.yaml')}"
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_a_recipe_runs_as_a_dvc_experiment_with_exactly_its_params(tmp_path):
     small = {"data": {"num_points": 1000}, "train": {"sample_every": 50, "checkpoint_every": 50, "eval_every": 0},
              "generate": {"num_samples": 500}, "evaluate": {"num_samples": 500}}

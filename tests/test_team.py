@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from conftest import copy_repository, drain_queue, dvc, run
 from team import AuthServer, Postgres
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.system
 
 POINTS = {
     "data": {"name": "grid25", "num_points": 2000},

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 import torch
 import yaml
 
@@ -44,12 +45,14 @@ def _figures(*options: str) -> tuple[dict[str, float], float]:
     return {name: ips for name, (ips, _) in sides.items()}, ratio
 
 
+@pytest.mark.system
 def test_the_benchmark_prints_img_per_second_of_both_sides_and_their_ratio():
     sides, ratio = _figures()
     assert set(sides) == {"plain loop, fp32", "project, fp32"}
     assert abs(ratio - sides["project, fp32"] / sides["plain loop, fp32"]) <= 0.01 + 1e-3 * ratio
 
 
+@pytest.mark.system
 def test_the_benchmark_times_bf16_on_both_sides_and_the_project_on_two_processes():
     sides, _ = _figures("--precision", "bf16")
     assert set(sides) == {"plain loop, fp32", "plain loop, bf16", "project, bf16"}

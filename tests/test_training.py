@@ -95,6 +95,7 @@ def make_run_dir(path: Path) -> Path:
     return make_shared_run_dir(path, RESUME_PARAMS)
 
 
+@pytest.mark.system
 def test_a_killed_run_resumes_and_ends_bit_identical_to_an_uninterrupted_one(tmp_path):
     straight = make_run_dir(tmp_path / "straight")
     assert run_train(straight).returncode == 0

@@ -15,7 +15,7 @@ import torch
 
 from conftest import copy_repository, drain_queue, dvc
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.system
 
 POINTS = {
     "data": {"name": "grid25", "num_points": 2000},
@@ -111,3 +111,35 @@ def test_a_queued_experiment_runs_the_code_it_snapshotted(repo):
         assert "SNAPSHOT-CODE-RAN" in logs.stdout and "WORKSPACE-CODE-RAN" not in logs.stdout
     finally:
         training.write_text(original)
+
+
+def test_eight_queued_experiments_on_four_workers_all_land_on_a_store_none_of_them_found(tmp_path):
+    """A user's first sweep on a fresh clone: no mlflow.db yet, 4 queue workers start together. The store is
+    created and migrated once (the first train takes its lock), so every run lands: its metrics in DVC and
+    in MLflow, and its generator as a version of the registered model, with @best at the lowest score."""
+    from mlflow.tracking import MlflowClient
+
+    root, env = make_repo(tmp_path / "fresh")
+    env["GAN_THREADS"] = "1"
+    assert not (root / "mlflow.db").exists()
+    names = [f"seed-{seed}" for seed in range(1, 9)]
+    for seed, name in enumerate(names, start=1):
+        dvc(root, env, "exp", "run", "--queue", "-n", name, "-S", f"seed={seed}", "-S", "train.steps=100",
+            "-S", "train.checkpoint_every=100")
+    status = drain_queue(root, env, names, jobs=4)
+    failed = [line for line in status.splitlines() if "Failed" in line]
+    assert not failed and status.count("Success") >= 8, status
+    shown = json.loads(dvc(root, env, "exp", "show", "--json").stdout)
+    scores = {rev["name"]: rev["data"]["metrics"]["reports/metrics.json"]["data"]["reverse_kl_1k"]
+              for baseline in shown for group in baseline.get("experiments") or [] for rev in group["revs"]
+              if rev.get("name") in names}
+    assert sorted(scores) == sorted(names)
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    (experiment,) = client.search_experiments()
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.info.run_name for r in runs) == sorted(names)
+    assert all(r.info.status == "FINISHED" and "eval/reverse_kl_1k" in r.data.metrics for r in runs)
+    versions = client.search_model_versions("name = 'gan-grid25-mlp'")
+    assert len(versions) == 8
+    best = client.get_model_version_by_alias("gan-grid25-mlp", "best")
+    assert float(best.tags["reverse_kl_1k"]) == min(float(v.tags["reverse_kl_1k"]) for v in versions)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.stats import chi2
+from scipy.stats import chi2, entropy
 
 if TYPE_CHECKING:
     from gan.metrics.registry import FeatureView
@@ -75,11 +75,9 @@ def spread_ratio(distances: np.ndarray, dim: int, mode_std: float) -> float:
 def kl_to_uniform(counts: np.ndarray) -> float:
     """KL(p || uniform over K bins) for a histogram of K counts; log K when all counts are 0."""
     counts = np.asarray(counts, dtype=np.float64)
-    total = counts.sum()
-    if total == 0:
+    if counts.sum() == 0:  # no sample in any bin: as far from uniform as one full bin
         return float(np.log(len(counts)))
-    p = counts[counts > 0] / total  # empty bins add 0 log 0 = 0
-    return float(np.sum(p * np.log(p * len(counts))))
+    return float(entropy(counts, np.ones_like(counts)))  # both normalised; empty bins add 0 log 0 = 0
 
 
 def mode_scores(view: FeatureView, seed: int) -> dict[str, float]:
