@@ -146,7 +146,7 @@ def recipe_hint(cfg: Config, meta: dict[str, Any], metrics: dict[str, float],
         return None
     return (f"evaluate: note: {captured[0]:.0f} of {total} modes, {quality[0]:.1f}% high quality; the tuned "
             f"recipe for {cfg.data.name} captures every mode with about 100% high quality: run "
-            f"`gan recipe run {cfg.data.name}` (recipes/{cfg.data.name}.yaml, README \"Recipes\")")
+            f"`gan recipe run {cfg.data.name}` (recipes/{cfg.data.name}.yaml, docs/recipes.md)")
 
 
 def _plan(cfg: Config, meta: dict[str, Any], reference: dict[str, Any],
