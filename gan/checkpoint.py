@@ -11,14 +11,14 @@ import errno
 import hashlib
 import os
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from gan.errors import UserError, one_line
+from gan.files import write_atomic
 
 FORMAT_VERSION = 1
 PREVIOUS = "prev.pt"  # beside last.pt: the checkpoint before it
@@ -39,18 +39,8 @@ def file_sha256(path: Path) -> str:
 
 
 def save_atomic(state: dict[str, Any], path: Path) -> None:
-    """Write to a temp file beside `path`, fsync, then os.replace: a kill leaves the old file intact.
-
-    The directory is fsynced too, or after a power cut the rename itself may be lost.
-    """
-    kept = f"the previous {path.name}, if any, is untouched"
-    tmp = _write_temp(state, path, kept)
-    try:
-        os.replace(tmp, path)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        _raise_write_error(exc, path, kept)
-    _fsync_dir(path.parent)
+    """Write `state` atomically (gan.files.write_atomic): a kill leaves the old file intact."""
+    _save(state, path, f"the previous {path.name}, if any, is untouched")
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
@@ -60,34 +50,19 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     never by moving `path` away. A damaged `path` is not rotated, so that after a resume
     from prev.pt the next save cannot replace the one good file with the bad one.
     """
-    kept = f"{path.name} and {PREVIOUS} there are untouched"
-    tmp = _write_temp(state, path, kept)
-    try:
+
+    def keep_previous() -> None:
         if _intact(path):
             _keep_as_previous(path)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        _raise_write_error(exc, path, kept)
-    _fsync_dir(path.parent)
+
+    _save(state, path, f"{path.name} and {PREVIOUS} there are untouched", keep_previous)
 
 
-def _write_temp(state: dict[str, Any], path: Path, kept: str) -> Path:
-    """`state` in a fsynced temp file beside `path`; a failed write leaves no temp file behind."""
-    tmp = None
+def _save(state: dict[str, Any], path: Path, kept: str, before_replace: Callable[[], None] | None = None) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        tmp = Path(name)
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+        write_atomic(path, lambda handle: torch.save(state, handle), before_replace)
     except BaseException as exc:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
         _raise_write_error(exc, path, kept)
-    return tmp
 
 
 def _raise_write_error(exc: BaseException, path: Path, kept: str) -> None:
@@ -131,17 +106,6 @@ def _keep_as_previous(path: Path) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno != errno.EINVAL:  # EINVAL: a filesystem that cannot sync directories
-            raise
-    finally:
-        os.close(fd)
 
 
 def _read(path: Path) -> dict[str, Any]:

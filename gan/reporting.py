@@ -1,19 +1,16 @@
 """The collector of per-step numbers: buffered on the device, written out in batches.
 
 Training calls `add(step, {name: tensor})` each step without a host sync; `flush()` turns
-the buffer into numbers with one transfer and hands the rows to a writer thread, which
-appends them to the history file that dvc.yaml declares as plots and hands them to the
-MLflow run (which sends them from its own thread, or keeps them in its outbox while the store
-is down). A failed write of the history file surfaces at the next flush; trouble with the
-store never does. The training thread therefore never waits on the store;
-the time it does spend in `flush` is counted, so a run reports its own logging overhead.
+the buffer into numbers with one transfer, appends them to the history file that dvc.yaml
+declares as plots (a small append on the calling thread: a failed write raises at once), and
+hands them to the MLflow run, which only queues them for its sender thread (or its outbox
+while the store is down). Trouble with the store never reaches training. The time the training
+thread spends in `flush` is counted, so a run reports its own logging overhead.
 """
 
 from __future__ import annotations
 
-import queue
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -44,19 +41,13 @@ class Reporter:
         write_tsv(history_path, self.columns, history)
         self.bar = tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True,
                         mininterval=1.0, disable=total == 0)
-        self._queue: queue.Queue[tuple[list[list[float]], bool] | None] = queue.Queue()
-        self._queue.put(([r for r in history if r[0] > logged_through], False))  # to the store only
-        self._error: BaseException | None = None
         self.store_failures = 0  # log_metrics calls that raised; the history file has those rows
-        self._writer = threading.Thread(target=self._write_loop, name="reporter", daemon=True)
-        self._writer.start()
+        self._hand_to_store(history)  # rows queued but not sent when the process died
 
     def add(self, step: int, values: dict[str, torch.Tensor]) -> None:
         self.pending.append((step, values))
 
     def flush(self) -> None:
-        if self._error is not None:
-            raise self._error
         if not self.pending:
             return
         device = self.pending[-1][1][self.columns[0]].device
@@ -68,7 +59,8 @@ class Reporter:
         rows = [[float(step), *values] for (step, _), values in zip(self.pending, numbers)]
         self.pending.clear()
         self.history.extend(rows)
-        self._queue.put((rows, True))
+        append_tsv(self.history_path, rows)  # the plots file is an output: a failed write stops the run
+        self._hand_to_store(rows)
         last = dict(zip(self.columns, rows[-1][1:]))
         self.bar.set_postfix({"loss_d": f"{last['loss_d']:.3f}", "loss_g": f"{last['loss_g']:.3f}",
                               "D(x)": f"{last['d_real']:.2f}", "D(G(z))": f"{last['d_fake']:.2f}"},
@@ -77,32 +69,21 @@ class Reporter:
         self.seconds += time.perf_counter() - started
 
     def close(self) -> None:
-        """Flush, wait for the writer to finish, and re-raise anything it failed with."""
-        self.flush()
-        self._queue.put(None)
-        self._writer.join()
-        self.bar.close()
-        if self._error is not None:
-            raise self._error
+        """Flush what is left and close the progress bar."""
+        try:
+            self.flush()
+        finally:
+            self.bar.close()
 
-    def _write_loop(self) -> None:
-        while (item := self._queue.get()) is not None:
-            rows, to_file = item
-            if self._error is not None:
-                continue
-            try:
-                if to_file:
-                    append_tsv(self.history_path, rows)
-            except BaseException as exc:  # the plots file is an output: surfaced at the next flush
-                self._error = exc
-                continue
-            unsent = [(int(r[0]), dict(zip(self.columns, r[1:]))) for r in rows if r[0] > self.logged_through]
-            if not unsent:
-                continue
-            try:
-                self.run.log_metrics(unsent)
-            except Exception as exc:  # the store is not an output: its trouble must never stop training
-                self._store_warning(exc)
+    def _hand_to_store(self, rows: list[list[float]]) -> None:
+        """The rows after `logged_through` to the run, which queues them and returns at once."""
+        unsent = [(int(r[0]), dict(zip(self.columns, r[1:]))) for r in rows if r[0] > self.logged_through]
+        if not unsent:
+            return
+        try:
+            self.run.log_metrics(unsent)
+        except Exception as exc:  # the store is not an output: its trouble must never stop training
+            self._store_warning(exc)
 
     def _store_warning(self, exc: Exception) -> None:
         if not self.store_failures:

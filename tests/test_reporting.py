@@ -45,14 +45,14 @@ def _history_steps(path: Path) -> list[int]:
     return [int(line.split("\t")[0]) for line in path.read_text().splitlines()[1:]]
 
 
-def test_a_failed_write_of_the_history_file_is_raised_on_the_training_thread(tmp_path):
+def test_a_failed_write_of_the_history_file_is_raised_at_once_by_the_flush_that_hit_it(tmp_path):
     path = tmp_path / "history.tsv"
     reporter = Reporter(path, tracking.start_run("reporter", {}), [], total=2, start=0)
     path.unlink()
     path.mkdir()  # the plots file can no longer be appended to
     reporter.add(1, _values(0.5))
     with pytest.raises(IsADirectoryError):
-        reporter.close()
+        reporter.flush()
 
 
 def test_a_store_that_went_away_never_stops_the_reporter_and_the_history_file_has_every_step(tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from gan import tracking
 from gan.errors import UserError
-from gan.outbox import Outbox
+from gan.tracking.outbox import Outbox
 
 FAST = 0.05  # seconds: a call the training loop makes must return well within this
 
@@ -151,15 +151,71 @@ def test_an_unreachable_server_is_a_clear_error_within_seconds(monkeypatch):
         tracking.check_store()
 
 
-def test_mlflows_own_http_retries_give_up_in_seconds_not_minutes():
+def test_mlflows_own_http_retries_give_up_in_seconds_not_minutes(monkeypatch):
     # MLflow's defaults (7 retries, backoff 2, 120 s timeout) keep one call on a dead server for ~4 minutes
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    tracking.start_run("x", {})  # the settings are made as the store's first client is
     assert int(os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]) <= 1
     assert int(os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"]) <= 10
 
 
+def test_importing_the_tracking_package_changes_no_environment_variable():
+    code = ("import os; before = dict(os.environ); import gan.tracking; "
+            "print(sorted(set(os.environ.items()) ^ set(before.items())))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PATH": os.environ["PATH"]},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", f"importing gan.tracking changed {result.stdout.strip()}"
+
+
+def test_mlflow_is_imported_with_its_telemetry_off_when_a_stage_opens_a_run(tmp_path):
+    code = ("from gan import tracking; tracking.start_run('x', {}); "
+            "from mlflow.telemetry.client import get_telemetry_client; print(get_telemetry_client())")
+    env = {"PATH": os.environ["PATH"], "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+           "GAN_MLFLOW_OUTBOX": str(tmp_path / "outbox")}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "None", "MLflow set up its telemetry client"
+
+
+_WORKER = """
+import sys, time
+from pathlib import Path
+import mlflow.store.tracking.sqlalchemy_store  # before the start line, so that the workers meet at the store
+from gan import tracking
+folder, name = Path(sys.argv[1]), sys.argv[2]
+(folder / f"ready-{name}").touch()
+while not (folder / "go").exists():
+    time.sleep(0.001)
+print(tracking.start_run(name, {}).run_id)
+"""
+
+
+def test_parallel_workers_on_a_fresh_sqlite_store_create_it_and_the_experiment_once(tmp_path):
+    """`dvc queue start -j 4` on a fresh clone: several train stages open the store and the experiment at once."""
+    workers = 4
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    processes = [subprocess.Popen([sys.executable, "-c", _WORKER, str(tmp_path), f"worker-{i}"], cwd=ROOT, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(workers)]
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("ready-*"))) < workers and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (tmp_path / "go").touch()  # all at once, as queue workers started together reach the store
+    outputs = [process.communicate(timeout=120) for process in processes]
+    failed = [err.strip().splitlines()[-1:] for process, (_, err) in zip(processes, outputs) if process.returncode]
+    assert not failed, f"{len(failed)} of {workers} workers failed: {failed}"
+    client = MlflowClient(uri)
+    assert [e.name for e in client.search_experiments() if e.name != "Default"] == ["gan"]
+    runs = client.search_runs([client.get_experiment_by_name("gan").experiment_id])
+    assert sorted(r.info.run_id for r in runs) == sorted(out.strip() for out, _ in outputs)
+
+
 def test_artifacts_of_a_sqlite_store_live_beside_it(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}")
-    monkeypatch.setattr(tracking, "EXPERIMENT", "beside-the-store")
+    monkeypatch.setenv("GAN_MLFLOW_EXPERIMENT", "beside-the-store")
     (tmp_path / "store").mkdir()
     run = tracking.start_run("x", {})
     experiment = MlflowClient(tracking.tracking_uri()).get_experiment_by_name("beside-the-store")
@@ -298,7 +354,7 @@ def test_a_generator_the_store_could_not_take_is_rebuilt_from_its_weights_and_lo
     assert torch.equal(logged(z), generator(z))
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_the_train_stage_reports_an_unreachable_store_in_seconds(tmp_path):
     from test_training import make_run_dir
 
@@ -333,7 +389,7 @@ def _flush_command(outbox: Outbox) -> subprocess.CompletedProcess:
                           text=True, timeout=600)
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_nothing_waits_on_a_killed_server_and_flush_sends_everything_once_it_is_back(server, outbox, tmp_path):
     server.start()
     run, seconds = _run_through_an_outage("killed", server.kill, tmp_path / "source", range(1, 301))
@@ -356,7 +412,7 @@ def test_nothing_waits_on_a_killed_server_and_flush_sends_everything_once_it_is_
     assert client.get_run(run.run_id).info.status == "FINISHED"
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_the_train_stage_outlives_its_killed_server_and_the_run_is_complete_after_a_flush(server, outbox, tmp_path):
     import mlflow
     import mlflow.pytorch

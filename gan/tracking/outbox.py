@@ -1,6 +1,6 @@
 """The outbox: what the MLflow store could not take yet, kept on disk, durable and in order.
 
-gan.tracking puts an item here when a send fails and sends the entries when the store answers
+gan.tracking.sender puts an item here when a send fails and sends the entries when the store answers
 again; this module only stores, lists, counts and describes them, and never talks to the store.
 """
 
@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from gan.files import write_atomic
+
 
 def repo_root() -> Path:
     """The main repository: DVC_ROOT (set by DVC, also in a queued experiment's temp copy), else here."""
@@ -33,15 +35,6 @@ def next_seq() -> str:
     with _seq_lock:
         _last_seq[0] = max(time.time_ns(), _last_seq[0] + 1)  # never backwards, even if the clock is
         return f"{_last_seq[0]:020d}-{os.getpid()}"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with temp.open("w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
 
 
 class Outbox:
@@ -71,7 +64,8 @@ class Outbox:
         path = self.root / f"{entry['seq']}-{store_key(entry['uri'])}.json"
         if files is not None and files.is_dir():
             shutil.move(str(files), str(self.files(path)))
-        write_atomic(path, json.dumps(entry))
+        text = json.dumps(entry).encode()
+        write_atomic(path, lambda handle: handle.write(text))
 
     def paths(self, uri: str | None = None) -> list[Path]:
         """The entries' files, oldest first, of one store or of all."""
