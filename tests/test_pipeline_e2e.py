@@ -243,7 +243,7 @@ def test_the_mlflow_ui_shows_the_run_s_params_metrics_datasets_charts_and_sample
         preview = re.compile(r'<img alt="samples/step_000060.png" src="blob:')
         artifact = rendered_until(page + "/artifacts/samples/step_000060.png" + view, preview.search)
         assert preview.search(artifact), "the grid did not preview"
-        screenshot(page + view, str(tmp_path / "run.png"))  # how docs/mlflow-run.png was taken
+        screenshot(page + view, str(tmp_path / "run.png"))  # docs/screenshots.py takes the docs' pictures so
         assert (tmp_path / "run.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     finally:
         server.kill()
