@@ -120,9 +120,12 @@ def run_gan(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     return subprocess.CompletedProcess(["gan", *args], code, out.getvalue(), err.getvalue())
 
 
-def run_train(directory: Path) -> subprocess.CompletedProcess:
-    """The train stage in `directory`, as DVC would run it (in this process: see run_stage)."""
-    return run_stage("train", directory)
+def run_train(directory: Path, in_process: bool = True) -> subprocess.CompletedProcess:
+    """The train stage in `directory`, as DVC would run it: in this process (see run_stage), or as a process
+    of its own, which a run of several training processes needs (their output is not this process's)."""
+    if in_process:
+        return run_stage("train", directory)
+    return subprocess.run(stage_command("train"), cwd=directory, capture_output=True, text=True, timeout=300)
 
 
 def dvc_stage_args(stage: str) -> list[str]:

@@ -94,13 +94,13 @@ RUN = {**POINTS, "train": {"steps": 300, "batch_size": 32, "checkpoint_every": 2
 @pytest.mark.system
 def test_a_two_process_run_is_reproducible_and_a_killed_one_resumes_bit_exactly(tmp_path):
     straight = make_run_dir(tmp_path / "straight", RUN)
-    done = run_train(straight)
+    done = run_train(straight, in_process=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "2 processes of 16 samples" in done.stdout
 
     crashed = make_run_dir(tmp_path / "crashed", RUN)
     killed_at = kill_at_first_checkpoint(crashed, RUN["train"]["steps"])
-    resumed = run_train(crashed)
+    resumed = run_train(crashed, in_process=False)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming at step {killed_at}" in resumed.stdout
 
@@ -120,10 +120,10 @@ def test_a_two_process_run_is_reproducible_and_a_killed_one_resumes_bit_exactly(
 def test_a_run_at_another_world_size_starts_afresh(tmp_path):
     """The checkpoint of a 2-process run is not resumed by 1 process: its RNG streams are per rank."""
     directory = make_run_dir(tmp_path / "run", {**RUN, "train": {**RUN["train"], "steps": 50}})
-    assert run_train(directory).returncode == 0
+    assert run_train(directory, in_process=False).returncode == 0
     params = directory / "params.yaml"
     params.write_text(params.read_text().replace("processes: 2", "processes: 1"))
-    single = run_train(directory)
+    single = run_train(directory, in_process=False)
     assert single.returncode == 0, single.stderr[-3000:]
     assert "from scratch" in single.stdout and len(list((directory / "checkpoints").glob("*/last.pt"))) == 2
 
