@@ -20,23 +20,20 @@ OFFLINE = ["--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=127.0.0.1;l
            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"]
 
 
-def chromium(*args: str, timeout: int = 120, profile: str | None = None) -> subprocess.CompletedProcess:
-    """Run headless Chromium offline; a new empty profile unless `profile` names one to keep (its local
-    storage then carries over from one call to the next, as a user's browser does)."""
+def chromium(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does)")
-    with tempfile.TemporaryDirectory(prefix="chromium-") as fresh:
+    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
         command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                   "--disable-dev-shm-usage", f"--user-data-dir={profile or fresh}", *OFFLINE, *args]
+                   "--disable-dev-shm-usage", f"--user-data-dir={profile}", *OFFLINE, *args]
         return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def rendered_dom(url: str, wait_ms: int = 10_000, size: str = "1600,1000", profile: str | None = None) -> str:
+def rendered_dom(url: str, wait_ms: int = 10_000, size: str = "1600,1000") -> str:
     """The page's DOM after its scripts ran (up to `wait_ms` of virtual time) in a window of `size` pixels
     (a page that draws only what is in view, as MLflow's charts do, needs a tall one)."""
-    result = chromium(f"--window-size={size}", f"--virtual-time-budget={wait_ms}", "--dump-dom", url, timeout=240,
-                      profile=profile)
+    result = chromium(f"--window-size={size}", f"--virtual-time-budget={wait_ms}", "--dump-dom", url, timeout=240)
     assert result.returncode == 0 and "<html" in result.stdout, result.stderr[-2000:]
     return result.stdout
 
@@ -71,11 +68,10 @@ def drawn(dom: str, ids: set[str]) -> dict[str, bool]:
     return parser.drawn
 
 
-def screenshot(url: str, path: str, size: str = "1600,1000", wait_ms: int = 30_000,
-               profile: str | None = None) -> None:
+def screenshot(url: str, path: str, size: str = "1600,1000", wait_ms: int = 30_000) -> None:
     """A PNG of the page after its scripts ran, as a user's browser window of `size` shows it."""
     result = chromium(f"--window-size={size}", f"--virtual-time-budget={wait_ms}", f"--screenshot={path}", url,
-                      timeout=240, profile=profile)
+                      timeout=240)
     assert result.returncode == 0, result.stderr[-2000:]
 
 

@@ -63,14 +63,11 @@ def run_stage(stage: str, directory: Path, *args: str) -> subprocess.CompletedPr
     (argument parsing, one-line user errors, exit codes) without a new interpreter's imports, and counted
     by coverage. Its stdout and stderr are captured; the exit status is SystemExit's code, else 0. A test of
     what only a process shows (a kill, an exit before heavy imports) runs `stage_command` instead."""
-    import contextlib
-    import io
     import runpy
 
     import torch
 
     script = ROOT / "stages" / f"{stage}.py"
-    out, err = io.StringIO(), io.StringIO()
     argv, cwd = sys.argv, os.getcwd()
     # what a stage sets for its whole process, put back for the tests that follow
     torch_state = (torch.are_deterministic_algorithms_enabled(), torch.get_num_threads(),
@@ -78,13 +75,10 @@ def run_stage(stage: str, directory: Path, *args: str) -> subprocess.CompletedPr
     sys.argv = [str(script), *args]
     os.chdir(directory)
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        def script_main() -> None:  # a script's exit status is 0 unless it raises SystemExit
             runpy.run_path(str(script), run_name="__main__")
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        if isinstance(exc.code, str):
-            err.write(exc.code)
+
+        return _in_process([str(script), *args], script_main)
     finally:
         sys.argv = argv
         os.chdir(cwd)
@@ -92,32 +86,40 @@ def run_stage(stage: str, directory: Path, *args: str) -> subprocess.CompletedPr
         torch.set_num_threads(torch_state[1])
         torch.utils.deterministic.fill_uninitialized_memory = torch_state[2]
         torch.backends.cudnn.benchmark = torch_state[3]
-    return subprocess.CompletedProcess(sys.argv, code, out.getvalue(), err.getvalue())
 
 
 def run_gan(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """The `gan` command line (`python -m gan ARGS`) in this process, with `env` set for the call."""
-    import contextlib
-    import io
-
     from gan.__main__ import main
 
-    out, err = io.StringIO(), io.StringIO()
     saved = {k: os.environ.get(k) for k in env or {}}
     os.environ.update(env or {})
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main(list(args))
-            except SystemExit as exc:
-                code = exc.code
+        return _in_process(["gan", *args], lambda: main(list(args)))
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    return subprocess.CompletedProcess(["gan", *args], code, out.getvalue(), err.getvalue())
+
+
+def _in_process(args: list[str], call) -> subprocess.CompletedProcess:
+    """`call()` with stdout and stderr captured, as a process's result: its exit status is what it returned
+    (None: 0) or what it passed to SystemExit (a message there is printed to stderr and exits 1)."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = call()
+        except SystemExit as exc:
+            code = exc.code
+            if isinstance(code, str):
+                print(code, file=sys.stderr)
+                code = 1
+    return subprocess.CompletedProcess(args, 0 if code is None else code, out.getvalue(), err.getvalue())
 
 
 def run_train(directory: Path, in_process: bool = True) -> subprocess.CompletedProcess:
@@ -135,7 +137,7 @@ def dvc_stage_args(stage: str) -> list[str]:
     return command[2:]
 
 
-# The tiny pipeline: every stage of dvc.yaml on mnist5k, small enough for the fast suite (about 20 s)
+# The tiny pipeline: every stage of dvc.yaml on mnist5k, small enough for the fast suite (about 6 s)
 TINY = {
     "model": {"width": 8, "latent_dim": 16},
     "train": {"steps": 30, "batch_size": 16, "lr_g": 0.002, "lr_d": 0.002, "sample_every": 15,

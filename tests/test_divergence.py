@@ -27,8 +27,8 @@ DIVERGING = {
 
 def test_a_diverging_run_exits_with_one_line_and_leaves_no_result(tmp_path, monkeypatch):
     directory = make_run_dir(tmp_path / "run", DIVERGING)
-    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", env["MLFLOW_TRACKING_URI"])
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     result = run_stage("train", directory)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -39,10 +39,10 @@ def test_a_diverging_run_exits_with_one_line_and_leaves_no_result(tmp_path, monk
     assert not (directory / "models" / "generator.pt").exists()
     assert not list((directory / "checkpoints").glob("*/*.pt"))
     run_id = json.loads((directory / "reports/train/run.json").read_text())["run_id"]
-    run = MlflowClient(env["MLFLOW_TRACKING_URI"]).get_run(run_id)
+    run = MlflowClient(store).get_run(run_id)
     assert run.info.status == "FAILED"
     assert run.data.tags["failure.reason"].startswith("training diverged: at step ")
-    assert not any(a.path == "generator" for a in MlflowClient(env["MLFLOW_TRACKING_URI"]).list_artifacts(run_id))
+    assert not any(a.path == "generator" for a in MlflowClient(store).list_artifacts(run_id))
 
 
 def nan_after(calls: int):

@@ -107,11 +107,6 @@ def test_the_mlflow_run_holds_params_every_step_images_metrics_datasets_and_the_
     assert len(versions) == 1 and versions[0].tags["primary_metric"] == f"fid_domain_{SAMPLES}"
 
 
-def gan(*args: str) -> tuple[int, str, str]:
-    result = run_gan(*args)
-    return result.returncode, result.stdout, result.stderr
-
-
 def test_gan_sample_draws_the_same_samples_from_the_run_the_registry_and_the_file(tiny_pipeline, tmp_path):
     from mlflow.tracking import MlflowClient
 
@@ -123,16 +118,17 @@ def test_gan_sample_draws_the_same_samples_from_the_run_the_registry_and_the_fil
     drawn = []
     for i, uri in enumerate((f"models:/gan-mnist5k-dcgan/{version}", f"runs:/{run_id}",
                              str(tiny_pipeline / "models/generator.pt"))):
-        code, _, err = gan("sample", "--model", uri, "-n", "6", "--seed", "3", "-o", str(tmp_path / f"{i}.npz"))
-        assert code == 0, err
+        result = run_gan("sample", "--model", uri, "-n", "6", "--seed", "3", "-o", str(tmp_path / f"{i}.npz"))
+        assert result.returncode == 0, result.stderr
         drawn.append(np.load(tmp_path / f"{i}.npz")["x"])
     assert drawn[0].shape == (6, 28, 28, 1) and all(np.array_equal(drawn[0], other) for other in drawn[1:])
-    code, _, err = gan("interpolate", "--model", str(tiny_pipeline / "models/generator.pt"), "--rows", "2",
-                       "--steps", "4", "-o", str(tmp_path / "walk.png"))  # generate's params in TINY, seed 0
-    assert code == 0, err
+    walk = run_gan("interpolate", "--model", str(tiny_pipeline / "models/generator.pt"), "--rows", "2",
+                   "--steps", "4", "-o", str(tmp_path / "walk.png"))  # generate's params in TINY, seed 0
+    assert walk.returncode == 0, walk.stderr
     assert (tmp_path / "walk.png").read_bytes() == (tiny_pipeline / "reports/generate/interpolation.png").read_bytes()
-    code, _, err = gan("sample", "--model", "models:/gan-mnist5k-dcgan@champion", "-o", str(tmp_path / "x.png"))
-    assert code == 2 and "has no alias @champion; its aliases: @best" in err and len(err.strip().splitlines()) == 1
+    wrong = run_gan("sample", "--model", "models:/gan-mnist5k-dcgan@champion", "-o", str(tmp_path / "x.png"))
+    assert wrong.returncode == 2 and "has no alias @champion; its aliases: @best" in wrong.stderr
+    assert len(wrong.stderr.strip().splitlines()) == 1
 
 
 def test_the_best_alias_moves_to_the_lowest_score_on_the_same_data_and_key(tiny_pipeline):
