@@ -236,10 +236,15 @@ def test_the_mlflow_ui_shows_the_run_s_params_metrics_datasets_charts_and_sample
         def plots_in(dom: str) -> list[str]:
             return re.findall(r'class="[^"]*js-plotly-plot[^"]*"', dom)
 
-        charts = rendered_until(page + "/model-metrics" + view, lambda dom: len(plots_in(dom)) >= 4, size="1600,4000")
-        plots = plots_in(charts)
-        assert len(plots) >= 4 and charts.count('class="main-svg"') >= len(plots), "the metric charts did not draw"
-        assert all(f">{curve}<" in charts for curve in ("loss_d", "loss_g", "d_real", "d_fake"))
+        curves = ("loss_d", "loss_g", "d_real", "d_fake")
+
+        def drew(dom: str) -> bool:
+            plots = plots_in(dom)
+            return len(plots) >= 4 and dom.count('class="main-svg"') >= len(plots) and all(
+                f">{curve}<" in dom for curve in curves)
+
+        charts = rendered_until(page + "/model-metrics" + view, drew, size="1600,4000")
+        assert drew(charts), f"the metric charts did not draw: {len(plots_in(charts))} plots"
         preview = re.compile(r'<img alt="samples/step_000060.png" src="blob:')
         artifact = rendered_until(page + "/artifacts/samples/step_000060.png" + view, preview.search)
         assert preview.search(artifact), "the grid did not preview"
