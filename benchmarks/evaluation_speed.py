@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from gan.data import load_prepared
-from gan.features import load_evaluator
+from gan.evaluator import load_evaluator
 from gan.metrics import families
 from gan.metrics.registry import METRICS
 from gan.runtime import resolve_device

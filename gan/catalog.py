@@ -15,6 +15,7 @@ from dataclasses import dataclass
 # data.name -> the kind of samples it gives: "images" (uint8 NHWC) or "points" (float32 2-D)
 DATASET_KINDS: dict[str, str] = {
     "mnist5k": "images",
+    "faces100": "images",
     "ring8": "points",
     "grid25": "points",
     "mnist": "images",
@@ -55,9 +56,13 @@ AUGMENT_POLICIES: tuple[str, ...] = ("color", "translation", "cutout")
 # train.precision: auto is bf16 for conv nets on CUDA and fp32 otherwise (gan.updates.resolve_precision)
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 
+# features.extractor: what evaluate's domain features come from (gan.features); auto: the classifier on
+# labelled data when it beats chance on the held-out split, else self_supervised
+EXTRACTORS: tuple[str, ...] = ("auto", "classifier", "self_supervised", "random")
+
 # evaluate.metrics: the names of gan.metrics.registry.METRICS, which says what each needs and measures
 METRICS: tuple[str, ...] = (
     "fid_domain", "kid_domain", "pr_domain", "dc_domain", "is_domain",
     "fid_inception", "kid_inception", "pr_inception", "dc_inception", "is_inception",
-    "fid_per_class_domain", "classes_domain", "agreement_domain", "modes",
+    "fid_per_class_domain", "classes_domain", "agreement_domain", "copying_domain", "modes",
 )

@@ -128,7 +128,7 @@ def arithmetic(args: argparse.Namespace) -> int:
     explorer = Explorer(generator, saved["latent_dim"], args.samples, args.seed)
     sections, measured = attribute_sections(explorer)
     if args.expr:
-        from gan.features import load_evaluator
+        from gan.evaluator import load_evaluator
 
         evaluator = load_evaluator(Path(args.evaluator))
         if evaluator.kind != "classifier":

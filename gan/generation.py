@@ -14,11 +14,16 @@ from gan.arithmetic import Explorer, attribute_sections, save_figure
 from gan.models import load_generator
 from gan.config import Config
 from gan.data import load_prepared
+from gan.errors import UserError
+from gan.evaluator import load_evaluator
+from gan.metrics.pairwise import nearest_rows
+from gan.neighbours import save_neighbour_figure
 from gan.images import to_stored
 from gan.runtime import generator_for, make_deterministic, resolve_device
 
 
 ARITHMETIC_SAMPLES = 1000  # samples the attribute directions of attributes.png are read from
+NEIGHBOUR_ROWS = 8  # samples of neighbours.png: the first of samples.npz, each beside its 3 nearest training images
 
 
 @dataclass(frozen=True)
@@ -27,7 +32,8 @@ class GeneratePaths:
     prepared: Path  # data/prepared (real points for the 2-D plots)
     run_link: Path  # reports/train/run.json
     out: Path  # data/generated: samples.npz
-    figures: Path  # reports/generate: grid.png, interpolation.png, attributes.png, scatter.png
+    figures: Path  # reports/generate: grid.png, interpolation.png, attributes.png, neighbours.png, scatter.png
+    evaluator: Path  # models/evaluator.pt: the feature space of neighbours.png
 
 
 def generate(cfg: Config, paths: GeneratePaths) -> Path:
@@ -46,6 +52,7 @@ def generate(cfg: Config, paths: GeneratePaths) -> Path:
     if images:
         _grid(generator, cfg, saved["latent_dim"], classes, device, paths.figures / "grid.png")
         sampling.save_grid(walks.flatten(0, 1), paths.figures / "interpolation.png", g.interpolation_steps)
+        _neighbours(samples[:NEIGHBOUR_ROWS], paths, paths.figures / "neighbours.png")
         if not classes:  # latent directions of stroke thickness and slant (gan.arithmetic; `gan arithmetic`)
             explorer = Explorer(generator.cpu(), saved["latent_dim"], ARITHMETIC_SAMPLES, cfg.seed)
             save_figure(attribute_sections(explorer)[0], paths.figures / "attributes.png")
@@ -61,6 +68,19 @@ def generate(cfg: Config, paths: GeneratePaths) -> Path:
     run.finish(stage="generate")
     print(f"generate: {g.num_samples} samples to {paths.out / 'samples.npz'}, figures in {paths.figures}")
     return paths.out / "samples.npz"
+
+
+def _neighbours(samples: np.ndarray, paths: GeneratePaths, path: Path) -> None:
+    """The first samples, each beside its 3 nearest training images in the evaluator's feature space
+    (StudioGAN's k-NN figure): a copying G shows its training images again, with distances near 0."""
+    evaluator, real = load_evaluator(paths.evaluator), load_prepared(paths.prepared)
+    if evaluator.data_sha256 != real.meta["sha256"]:
+        raise UserError(f"{paths.evaluator} was built for other data than {paths.prepared}; "
+                        f"run `dvc repro features`")
+    features, _ = evaluator.embed(samples, batch_size=len(samples))
+    indices, distances = nearest_rows(features, evaluator.train_features, k=3)
+    save_neighbour_figure(samples, real.train_x, indices, distances, path,
+                          title=f"nearest training images in the {evaluator.kind} evaluator's features")
 
 
 def draw_samples(generator: torch.nn.Module, saved: dict, count: int, seed: int, batch_size: int,

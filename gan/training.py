@@ -27,7 +27,7 @@ from gan.data import content_hash, load_prepared
 from gan.divergence import TrainingDiverged, diverged, first_non_finite, non_finite_tensors
 from gan.ema import EMA
 from gan.errors import UserError, one_line
-from gan.features import load_evaluator
+from gan.evaluator import load_evaluator
 from gan.images import to_stored, to_tensor
 from gan.metrics.frechet import fid
 from gan.metrics.modes import mode_scores

@@ -11,5 +11,6 @@ from gan.generation import GeneratePaths, generate  # noqa: E402
 if __name__ == "__main__":
     run_stage("generate", {"generator": "models/generator.pt", "prepared": "data/prepared",
                            "run_link": "reports/train/run.json", "out": "data/generated",
-                           "figures": "reports/generate"},
-              lambda cfg, a: generate(cfg, GeneratePaths(a.generator, a.prepared, a.run_link, a.out, a.figures)))
+                           "figures": "reports/generate", "evaluator": "models/evaluator.pt"},
+              lambda cfg, a: generate(cfg, GeneratePaths(a.generator, a.prepared, a.run_link, a.out, a.figures,
+                                                         a.evaluator)))

@@ -14,7 +14,8 @@ from gan.classifier import DomainClassifier, accuracy, embed, train_classifier
 from gan.config import Config, FeaturesConfig, TrainConfig
 from gan.data import content_hash
 from gan.errors import UserError
-from gan.features import build_evaluator, load_evaluator
+from gan.evaluator import load_evaluator
+from gan.features import build_evaluator
 from gan.metrics.frechet import gaussian_stats
 
 
@@ -137,17 +138,31 @@ def test_image_evaluator_round_trip(tmp_path):
     assert accuracy(logits, test[1]) == pytest.approx(metrics["classifier_test_accuracy"], abs=1e-6)
 
 
-def test_unlabelled_images_fall_back_to_a_fixed_random_cnn(tmp_path):
+@pytest.mark.parametrize("extractor, kind", [("auto", "self_supervised"), ("self_supervised", "self_supervised"),
+                                             ("random", "random")])
+def test_unlabelled_images_get_self_supervised_features_under_auto_and_random_ones_when_asked(tmp_path, extractor,
+                                                                                               kind):
     (train_x, _), (test_x, _) = quadrant_images(64, 32, 3, seed=0), quadrant_images(32, 32, 3, seed=1)
     prepared = write_prepared(tmp_path / "prepared", (train_x, None), (test_x, None), image_meta(train_x, 0))
-    metrics = build_evaluator(small_config(), prepared, tmp_path / "a.pt", tmp_path / "a.json")
-    build_evaluator(small_config(), prepared, tmp_path / "b.pt", tmp_path / "b.json")
-    assert "classifier_test_accuracy" not in metrics
+    config = small_config(extractor=extractor, ssl_steps=5)
+    metrics = build_evaluator(config, prepared, tmp_path / "a.pt", tmp_path / "a.json")
+    build_evaluator(config, prepared, tmp_path / "b.pt", tmp_path / "b.json")
+    assert "classifier_test_accuracy" not in metrics and metrics["domain_metrics_trusted"] == 1
     first, second = load_evaluator(tmp_path / "a.pt"), load_evaluator(tmp_path / "b.pt")
-    assert (first.kind, first.num_classes) == ("random_cnn", 0)
+    assert (first.kind, first.num_classes, first.trusted) == (kind, 0, True)
     np.testing.assert_array_equal(first.ref_mu, second.ref_mu)  # same seed, same extractor
     features, logits = first.embed(test_x, batch_size=16, device="cpu")
     assert features.shape == (32, 128) and logits.shape == (32, 0)
+    assert first.train_features.shape == (64, 128)
+
+
+def test_a_classifier_asked_for_on_unlabelled_images_is_one_line_naming_the_choices(tmp_path):
+    (train_x, _), (test_x, _) = quadrant_images(16, 32, 3, seed=0), quadrant_images(8, 32, 3, seed=1)
+    prepared = write_prepared(tmp_path / "prepared", (train_x, None), (test_x, None), image_meta(train_x, 0))
+    with pytest.raises(UserError, match="features.extractor=classifier needs labelled data .* set "
+                                        "features.extractor: auto, self_supervised or random"):
+        build_evaluator(small_config(extractor="classifier"), prepared, tmp_path / "a.pt", tmp_path / "a.json")
+    assert not (tmp_path / "a.pt").exists()
 
 
 def test_points_evaluator_round_trip(tmp_path):

@@ -13,7 +13,8 @@ from gan.config import parse_params
 from gan.data import prepare
 from gan.errors import UserError
 from gan.evaluation import EvaluatePaths, evaluate, recipe_hint
-from gan.features import build_evaluator, load_evaluator
+from gan.evaluator import load_evaluator
+from gan.features import build_evaluator
 from gan.generation import GeneratePaths, generate
 from gan.metrics.inception import WEIGHTS_FILE, WEIGHTS_URL
 from gan.metrics.registry import METRICS, result_key
@@ -45,7 +46,7 @@ def pipeline(tmp_path_factory):
     train(cfg, TrainPaths(root / "prepared", root / "generator.pt", root / "checkpoints", root / "train",
                           root / "evaluator.pt"))
     generate(cfg, GeneratePaths(root / "generator.pt", root / "prepared", root / "train" / "run.json",
-                                root / "generated", root / "figures"))
+                                root / "generated", root / "figures", root / "evaluator.pt"))
     return root
 
 
@@ -65,7 +66,7 @@ def test_every_default_metric_reports_under_a_name_with_its_extractor_and_sample
         "fid_domain_200", "kid_domain_200", "kid_domain_200_std", "precision_domain_200", "recall_domain_200",
         "density_domain_200", "coverage_domain_200", "is_domain_200", "is_domain_200_std",
         "fid_per_class_mean_domain_200", "fid_per_class_max_domain_200", "fid_per_class_missing_domain_200",
-        "classes_covered_domain_200", "class_kl_domain_200"}
+        "classes_covered_domain_200", "class_kl_domain_200", "copying_ct_domain_200", "copying_cells_domain_200"}
     assert 0 <= metrics["precision_domain_200"] <= 1 and 1 <= metrics["is_domain_200"] <= 10
     entry = protocol["metrics"]["kid_domain"]
     assert entry["generated_samples"] == 200 and entry["reference_samples"] == 50 and entry["seeds"] == "0..0"
@@ -76,6 +77,28 @@ def test_every_default_metric_reports_under_a_name_with_its_extractor_and_sample
 
 
 @pytest.mark.filterwarnings("ignore:The `disp` argument is deprecated:DeprecationWarning")  # pytorch-fid 0.3.0
+def test_an_untrusted_evaluator_s_numbers_leave_metrics_json_for_untrusted_json_and_are_not_registered(
+        pipeline, tmp_path, capsys):
+    """A classifier at chance (a learning rate of 1e-12 leaves it at its random start), insisted on by
+    features.extractor: classifier: its domain numbers are not presented as scores."""
+    cfg = parse_params({**SMALL, "features": {"extractor": "classifier", "epochs": 1, "lr": 1e-12}})
+    build_evaluator(cfg, pipeline / "prepared", tmp_path / "evaluator.pt", tmp_path / "features.json")
+    assert json.loads((tmp_path / "features.json").read_text())["domain_metrics_trusted"] == 0
+    paths = EvaluatePaths(pipeline / "generated" / "samples.npz", pipeline / "generator.pt", pipeline / "prepared",
+                          tmp_path / "evaluator.pt", pipeline / "reference-default.pt", pipeline / "train" / "run.json",
+                          tmp_path / "metrics.json", tmp_path / "details")
+    build_reference(cfg, pipeline / "prepared", paths.reference)
+    capsys.readouterr()
+    metrics = evaluate(cfg, paths)
+    said = capsys.readouterr().out
+    assert metrics == {"domain_metrics_trusted": 0} == json.loads(paths.metrics.read_text())
+    untrusted = json.loads((paths.details / "untrusted.json").read_text())
+    assert "no better than chance" in untrusted["why"] and "fid_domain_200" in untrusted["metrics"]
+    assert "evaluate: warning: the domain metrics (fid_domain_200," in said and "not registered" in said, said
+    protocol = json.loads((paths.details / "protocol.json").read_text())
+    assert protocol["evaluator"]["trusted"] is False and protocol["evaluator"]["kind"] == "classifier"
+
+
 def test_evaluate_scores_what_the_reference_packages_score_on_the_evaluators_features(pipeline, tmp_path):
     """Real training digits stand in for generated samples, so that no score is 0 or degenerate and a
     swap of real and fake shows. Expected: FID by pytorch-fid, P/R/D/C by the prdc package, IS by
@@ -191,7 +214,7 @@ def test_a_conditional_generator_writes_one_row_per_class_and_is_scored_for_clas
     train(cfg, TrainPaths(pipeline / "prepared", root / "generator.pt", root / "checkpoints", root / "train",
                           pipeline / "evaluator.pt"))
     generate(cfg, GeneratePaths(root / "generator.pt", pipeline / "prepared", root / "train" / "run.json",
-                                root / "generated", root / "figures"))
+                                root / "generated", root / "figures", pipeline / "evaluator.pt"))
     with np.load(root / "generated" / "samples.npz") as saved:
         assert saved["y"].tolist() == [i % 10 for i in range(200)]
     grid = Image.open(root / "figures" / "grid.png")

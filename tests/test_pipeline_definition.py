@@ -52,9 +52,10 @@ def test_a_loss_model_or_augmentation_edit_reaches_only_train_generate_and_evalu
     users = {name: {s for s in DVC["stages"] if name in _listed_code(s)}
              for name in ("gan/losses.py", "gan/augment.py", "gan/models/dcgan.py", "gan/metrics/kid.py",
                           "gan/metrics/frechet.py", "gan/data.py")}
-    assert users["gan/losses.py"] == {"train"} and users["gan/augment.py"] == {"train"}
+    assert users["gan/losses.py"] == {"train"}
+    assert users["gan/augment.py"] == {"features", "train"}  # DiffAugment, and the self-supervised views
     assert users["gan/models/dcgan.py"] == {"train", "generate", "evaluate"}
-    assert users["gan/metrics/kid.py"] == {"evaluate"}
+    assert users["gan/metrics/kid.py"] == {"features", "evaluate"}  # features: the sanity ladder
     assert users["gan/metrics/frechet.py"] == {"features", "reference", "train", "evaluate"}  # the in-training score
     assert users["gan/data.py"] == set(DVC["stages"]) - {"plots_page"}  # the page holds no data
 

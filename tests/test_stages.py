@@ -61,6 +61,12 @@ def test_metrics_are_finite_and_within_their_ranges(tiny_pipeline):
     assert 0 < metrics[f"fid_per_class_mean_domain_{SAMPLES}"] <= metrics[f"fid_per_class_max_domain_{SAMPLES}"]
     features = json.loads((tiny_pipeline / "reports/features/metrics.json").read_text())
     assert 0.1 < features["classifier_test_accuracy"] <= 1, features
+    assert features["classifier_p_value_vs_chance"] < 0.01 and features["domain_metrics_trusted"] == 1, features
+    assert features["sanity_kid_noise"] > features["sanity_kid_floor"], features
+    # 30 steps of G: far from the training images, so the data-copying test reads underfitting, never copying
+    assert metrics[f"copying_ct_domain_{SAMPLES}"] > 3 and metrics[f"copying_cells_domain_{SAMPLES}"] >= 1, metrics
+    protocol = json.loads((tiny_pipeline / "reports/evaluate/protocol.json").read_text())
+    assert protocol["evaluator"]["kind"] == "classifier" and protocol["evaluator"]["trusted"] is True
 
 
 def grid_tiles(path: Path, rows: int) -> list[np.ndarray]:
@@ -103,6 +109,8 @@ def test_the_mlflow_run_holds_params_every_step_images_metrics_datasets_and_the_
     assert {a.path for a in client.list_artifacts(run_id, "samples")} >= {"samples/step_000000.png",
                                                                           f"samples/step_{STEPS:06d}.png"}
     assert "curves.png" in {a.path for a in client.list_artifacts(run_id)}
+    assert "generate/neighbours.png" in {a.path for a in client.list_artifacts(run_id, "generate")}
+    assert f"eval/copying_ct_domain_{SAMPLES}" in run.data.metrics
     versions = [v for v in client.search_model_versions("name = 'gan-mnist5k-dcgan'") if v.run_id == run_id]
     assert len(versions) == 1 and versions[0].tags["primary_metric"] == f"fid_domain_{SAMPLES}"
 
@@ -146,3 +154,26 @@ def test_the_best_alias_moves_to_the_lowest_score_on_the_same_data_and_key(tiny_
     assert "@best stays version 2" in register(10.0, {"data.sha256": "b" * 64})  # other data: not comparable
     assert "@best stays version 2" in register(1.0, data, primary="fid_domain_1k")  # another protocol: neither
     assert "@best is version 6" in register(30.0, data)
+
+
+@pytest.mark.parametrize("source, copies", [("train", True), ("test", False)])
+def test_the_data_copying_test_flags_a_generator_that_returns_training_images_and_not_one_that_returns_held_out_ones(
+        tiny_pipeline, source, copies):
+    """The evaluator's features and evaluate's copying_domain metric, on 'samples' that are real images."""
+    from gan.data import load_prepared
+    from gan.evaluator import load_evaluator
+    from gan.metrics.families import compute
+
+    prepared = load_prepared(tiny_pipeline / "data/prepared")
+    evaluator = load_evaluator(tiny_pipeline / "models/evaluator.pt")
+    images = {"train": prepared.train_x, "test": prepared.test_x}[source]
+    samples = images[np.random.default_rng(0).choice(len(images), 600, replace=False)]
+    ct = compute("copying_domain", evaluator.view(samples, batch_size=200), seed=0)["copying_ct"]
+    assert (ct < -3) is copies and (abs(ct) < 3 or copies), ct
+
+
+def test_generate_draws_each_sample_beside_its_nearest_training_images(tiny_pipeline):
+    from PIL import Image
+
+    figure = Image.open(tiny_pipeline / "reports/generate/neighbours.png")
+    assert figure.format == "PNG" and figure.size[1] > 400  # 8 rows of a sample and its 3 neighbours

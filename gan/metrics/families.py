@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 from gan.metrics.classes import class_coverage
+from gan.metrics.copying import data_copying
 from gan.metrics.frechet import fid, frechet_distance, gaussian_stats
 from gan.metrics.inception_score import inception_score
 from gan.metrics.kid import kernel_inception_distance
@@ -73,11 +74,20 @@ def agreement(view: FeatureView, seed: int) -> dict[str, float]:
     return {"class_agreement": float(np.mean(view.fake_logits.argmax(1) == view.fake_labels))}
 
 
+def copying(view: FeatureView, seed: int) -> dict[str, float]:
+    """C_T of the generated samples, the held-out reals and the training reals (gan.metrics.copying)."""
+    if view.train is None:
+        raise ValueError("the data-copying test needs the training images' features")
+    out = data_copying(view.train, view.real, view.fake, seed=seed)
+    return {"copying_ct": out["copying_ct"], "copying_cells": out["copying_cells"]}
+
+
 _BY_FAMILY: dict[str, Callable[[FeatureView, int], dict[str, float]]] = {
     "fid": fid, "kid": kid, "pr": pr, "dc": dc, "is": inception_score_of}
 COMPUTE: dict[str, Callable[[FeatureView, int], dict[str, float]]] = {
     **{f"{family}_{extractor}": f for family, f in _BY_FAMILY.items() for extractor in ("domain", "inception")},
     "fid_per_class_domain": fid_per_class, "classes_domain": classes, "agreement_domain": agreement,
+    "copying_domain": copying,
     "modes": mode_scores,
 }
 assert COMPUTE.keys() == METRICS.keys(), "every registered metric needs its computation here"

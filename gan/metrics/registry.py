@@ -32,6 +32,7 @@ class FeatureView:
     modes: np.ndarray | None = None  # (K, 2) mixture centres, for 2-D data
     mode_std: float = 0.0
     fake_labels: np.ndarray | None = None  # (N,) classes a conditional G was asked for
+    train: np.ndarray | None = None  # (T, D) features of the training images, for the data-copying test
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ METRICS["classes_domain"] = Metric("domain", True, "classes covered and KL of th
 METRICS["agreement_domain"] = Metric("domain", True,
                                      "how often the classifier agrees with the class a conditional G was asked for",
                                      needs_conditional=True)
+METRICS["copying_domain"] = Metric("domain", False, "data-copying test C_T: generated vs held-out distances to the "
+                                   "nearest training image, per k-means cell (Meehan et al. 2020)")
 METRICS["modes"] = Metric("points", False, "2-D mixtures: modes captured, % high quality, reverse KL, spread ratio")
 
 
