@@ -62,9 +62,9 @@ def new_classifier(channels: int, image_size: int, num_classes: int, seed: int,
                    feature_dim: int = 128) -> DomainClassifier:
     """A DomainClassifier whose initial weights depend only on `seed` (global RNGs untouched).
 
-    Untrained and with num_classes = 0, it is the feature extractor for unlabelled images
-    (kind "random_cnn"): a weak but fixed embedding, consistent across runs of one seed, so
-    its Fréchet distances rank models on that data set but mean less than a trained one's.
+    Untrained and with num_classes = 0, it is the `random` feature extractor (features.extractor:
+    random): a weak but fixed embedding, consistent across runs of one seed, so its distances rank
+    models on that data set but mean less than a trained one's; gan.selfsupervised starts from it.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -232,7 +232,10 @@ def _register(cfg: Config, meta: dict[str, Any], metrics: dict[str, float], run_
     primary = next((result_key(m, k, n) for m, k in PRIMARY if result_key(m, k, n) in metrics), None)
     name = f"gan-{cfg.data.name}-{cfg.model.arch}"
     if primary is None:
-        print(f"evaluate: not registered in {name}: none of fid_domain, fid_inception or modes was computed")
+        why = ("the domain metrics are not scores (reports/evaluate/untrusted.json)"
+               if metrics.get("domain_metrics_trusted") == 0
+               else "none of fid_domain, fid_inception or modes was computed")
+        print(f"evaluate: not registered in {name}: {why}")
         return
     bad = [k for k, v in metrics.items() if not np.isfinite(v)]
     if bad:

@@ -131,9 +131,12 @@ def _feature_network(cfg: Config, prepared: Prepared,
 
 
 def _image_summary(kind: str, metrics: dict[str, float]) -> str:
-    extractor = {"classifier": f"classifier test accuracy {metrics.get('classifier_test_accuracy', 0):.4f}",
-                 "self_supervised": f"self-supervised features (SimCLR loss {metrics.get('self_supervised_loss_first', 0):.3g}"
-                                    f" -> {metrics.get('self_supervised_loss_last', 0):.3g})",
-                 "random": "random-network features"}[kind]
+    if kind == "classifier":
+        extractor = f"classifier test accuracy {metrics['classifier_test_accuracy']:.4f}"
+    elif kind == "self_supervised":
+        extractor = (f"self-supervised features (SimCLR loss {metrics['self_supervised_loss_first']:.3g} -> "
+                     f"{metrics['self_supervised_loss_last']:.3g})")
+    else:
+        extractor = "random-network features"
     return (f"{extractor}, real-data floor FID {metrics['fid_real_train_vs_test']:.4g} "
             f"({metrics['fid_real_train_samples']} train vs {metrics['reference_samples']} test images)")

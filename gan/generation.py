@@ -79,8 +79,9 @@ def _neighbours(samples: np.ndarray, paths: GeneratePaths, path: Path) -> None:
                         f"run `dvc repro features`")
     features, _ = evaluator.embed(samples, batch_size=len(samples))
     indices, distances = nearest_rows(features, evaluator.train_features, k=3)
+    kind = evaluator.kind.replace("_", "-")
     save_neighbour_figure(samples, real.train_x, indices, distances, path,
-                          title=f"nearest training images in the {evaluator.kind} evaluator's features")
+                          title=f"nearest training images in the {kind} evaluator's features")
 
 
 def draw_samples(generator: torch.nn.Module, saved: dict, count: int, seed: int, batch_size: int,

@@ -57,8 +57,9 @@ def test_eval_every_0_runs_the_whole_pipeline(repo):
 
 
 @pytest.mark.parametrize(("path", "expected"), [("gan/losses.py", {"train"}),
-                                                 ("gan/metrics/kid.py", {"evaluate"}),
-                                                 ("gan/augment.py", {"train"}),
+                                                 ("gan/metrics/kid.py", {"features", "evaluate"}),
+                                                 ("gan/augment.py", {"features", "train"}),
+                                                 ("gan/selfsupervised.py", {"features"}),
                                                  ("gan/models/mlp.py", {"train", "generate", "evaluate"})])
 def test_a_comment_reruns_only_the_stages_that_run_the_file(repo, path, expected):
     root, env = repo
