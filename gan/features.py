@@ -68,7 +68,7 @@ def _image_evaluator(cfg: Config, prepared: Prepared) -> tuple[dict[str, Any], d
     metrics["fid_real_train_vs_test"] = frechet_distance(*gaussian_stats(train_features), ref_mu, ref_sigma)
     metrics["fid_real_train_samples"] = len(prepared.train_x)
     metrics["reference_samples"] = len(test_features)
-    sanity = sanity_check(features_of, prepared.train_x, test_features, cfg.seed)
+    sanity = sanity_check(features_of, prepared.train_x, train_features, test_features, cfg.seed)
     metrics.update(sanity)
     print(f"features: {sanity_line(sanity)}")
     if not sanity["sanity_passed"]:

@@ -81,27 +81,29 @@ def damaged(images: np.ndarray, damage: str, seed: int) -> np.ndarray:
     raise ValueError(f"unknown damage {damage!r}; one of {', '.join(DAMAGES)}")
 
 
-def sanity_check(embed, train_x: np.ndarray, test_features: np.ndarray, seed: int) -> dict[str, float]:
+def sanity_check(embed, train_x: np.ndarray, train_features: np.ndarray, test_features: np.ndarray,
+                 seed: int) -> dict[str, float]:
     """FID and KID against the held-out features of: the floor (train half A), real (half B), and B
     blurred, shuffled and replaced by noise; `sanity_passed` is 1 when real is near the floor and the
     damages score in their order, under KID and, where the sets outnumber the feature dimensions, FID.
-    `embed` maps uint8 images to (N, D) features."""
-    half_a, half_b = train_x[0::2][:SANITY_IMAGES], train_x[1::2][:SANITY_IMAGES]
-    sets = {"floor": half_a, "real": half_b, **{d: damaged(half_b, d, seed) for d in DAMAGES}}
+    `embed` maps uint8 images to (N, D) features; the halves' own features are rows of `train_features`."""
+    half_a, half_b = slice(0, 2 * SANITY_IMAGES, 2), slice(1, 2 * SANITY_IMAGES, 2)
+    sets = {"floor": train_features[half_a], "real": train_features[half_b],
+            **{d: embed(damaged(train_x[half_b], d, seed)) for d in DAMAGES}}
     mu, sigma = gaussian_stats(test_features)
     out: dict[str, float] = {}
-    for name, images in sets.items():
-        features = embed(images)
+    for name, features in sets.items():
         out[f"sanity_fid_{name}"] = frechet_distance(*gaussian_stats(features), mu, sigma)
         out[f"sanity_kid_{name}"] = kernel_inception_distance(test_features, features, subsets=KID_SUBSETS,
                                                               subset_size=KID_SUBSET_SIZE, seed=seed)["kid_mean"]
     # FID fits a Gaussian: with fewer images than feature dimensions its covariance is singular and the
     # sampling noise of two real halves outgrows a mild blur (40 faces in 128-d: floor 19, real 26, blur 23).
     # KID is unbiased at any size, so small sets are held to the ladder in KID alone.
-    out["sanity_fid_checked"] = int(min(len(half_b), len(test_features)) > test_features.shape[1])
+    images = len(sets["real"])
+    out["sanity_fid_checked"] = int(min(images, len(test_features)) > test_features.shape[1])
     checked = ("fid", "kid") if out["sanity_fid_checked"] else ("kid",)
     out["sanity_passed"] = int(all(_in_order(out, metric) for metric in checked))
-    out["sanity_images"] = len(half_b)
+    out["sanity_images"] = images
     return out
 
 
