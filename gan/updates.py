@@ -1,6 +1,7 @@
 """One training step as phases: D main (d_steps times, G frozen), D regularisation (lazy R1),
-G main (D frozen, on the last D step's samples), then the EMA of G. The maths of each objective stays in gan.losses; this
-module only decides what D sees (augmented, packed, with labels) and in which precision.
+G main (D frozen, on the last D step's samples), then the EMA of G. The maths of each objective stays in gan.losses; the
+task (gan.tasks) says what a batch holds, what G takes, what D sees beside an image and G's other loss terms; this
+module only decides what D sees (augmented, packed) and in which precision.
 """
 
 from __future__ import annotations
@@ -13,26 +14,26 @@ import torch
 
 from torch import nn
 
-from gan import catalog, losses, sampling
+from gan import catalog, losses
 from gan.augment import DiffAugment
 from gan.distributed import SINGLE, World
 from gan.stabilizers import pack, unpack
+from gan.tasks import Batch, Task
 
-if TYPE_CHECKING:  # the trainer's state; imported for annotations only, to avoid a cycle
-    from gan.training import Batches, State
+if TYPE_CHECKING:
+    from gan.state import Batches, State
 
 Tensor = torch.Tensor
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Plan:
     """What params.yaml asks of each step, resolved once."""
 
+    task: Task  # what a batch holds, what G takes, what D sees beside the image, G's other loss terms
     loss: losses.Loss
-    batch_size: int
-    latent_dim: int
+    batch_size: int  # this process's share of train.batch_size
     d_steps: int
-    num_classes: int  # > 0: conditional G and D
     augment: DiffAugment | None
     pack: int
     gp_weight: float  # applied only for losses that call for a gradient penalty
@@ -45,7 +46,7 @@ class Plan:
     total_steps: int = 0
     decay_start: float = 1.0  # share of total_steps after which both learning rates fall linearly to 0
     precision: str = "fp32"  # what train.precision resolved to: fp32 | bf16
-    world: World = SINGLE  # the training processes; batch_size above is this process's share
+    world: World = SINGLE  # the training processes
     compiled: dict[int, Callable[..., Tensor]] | None = None  # id(module) -> torch.compile(module), train.compile
 
     def net(self, module: nn.Module) -> Callable[..., Tensor]:
@@ -73,10 +74,6 @@ class Plan:
     def _layout(self, x: Tensor) -> Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
-    def labels(self, y: Tensor | None) -> dict[str, Tensor]:
-        """The keyword arguments that hand classes to a conditional G or D; none otherwise."""
-        return {"y": y} if self.num_classes else {}
-
 
 def resolve_precision(cfg: Any, device: torch.device) -> str:
     """train.precision as run: `auto` is bf16 for conv nets on CUDA and fp32 otherwise.
@@ -98,55 +95,47 @@ def uses_channels_last(cfg: Any, device: torch.device) -> bool:
 
 
 def make_plan(cfg: Any, num_classes: int, augment: DiffAugment | None, device: torch.device,
-              world: World = SINGLE) -> Plan:
+              world: World = SINGLE, task: Task | None = None) -> Plan:
+    """The step's plan; without `task`, generation (conditional on `num_classes` classes when > 0)."""
     t = cfg.train
+    if task is None:
+        from gan.tasks.generation import Generation
+
+        task = Generation(cfg.model.latent_dim, num_classes)
     loss = losses.LOSSES[t.loss]
     precision = resolve_precision(cfg, device)
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if precision == "bf16" else nullcontext
-    return Plan(loss, world.share(t.batch_size), cfg.model.latent_dim, t.d_steps, num_classes, augment, t.pack,
-                t.gp_weight if loss.uses_gradient_penalty else 0.0, t.r1_weight, t.r1_interval, autocast,
-                uses_channels_last(cfg, device), t.lr_g, t.lr_d, t.steps, t.lr_decay_start, precision, world,
-                {} if t.compile else None)
+    return Plan(task=task, loss=loss, batch_size=world.share(t.batch_size), d_steps=t.d_steps, augment=augment,
+                pack=t.pack, gp_weight=t.gp_weight if loss.uses_gradient_penalty else 0.0, r1_weight=t.r1_weight,
+                r1_interval=t.r1_interval, autocast=autocast, channels_last=uses_channels_last(cfg, device),
+                lr_g=t.lr_g, lr_d=t.lr_d, total_steps=t.steps, decay_start=t.lr_decay_start, precision=precision,
+                world=world, compiled={} if t.compile else None)
 
 
-def fake_labels(plan: Plan, state: "State") -> Tensor | None:
-    if not plan.num_classes:
-        return None
-    rng = state.noise_rng
-    return torch.randint(plan.num_classes, (plan.batch_size,), generator=rng, device=rng.device)
+# G's output (with G's graph), what D sees beside it, and the batch it was made from
+Fakes = tuple[Tensor, dict[str, Tensor], Batch | None]
 
 
-Fakes = tuple[Tensor, Tensor | None]  # G's samples (with G's graph) and the classes they were asked for
+def d_update(state: "State", plan: Plan, batch: Batch, keep: bool = False) -> tuple[dict[str, Tensor], Fakes | None]:
+    """One D step with G frozen: D sees G's output detached.
 
-
-def generate(state: "State", plan: Plan, graph: bool) -> Fakes:
-    """A batch of G's samples from fresh latents; with `graph`, ready for G's backward."""
-    z = sampling.noise(plan.batch_size, plan.latent_dim, state.noise_rng, state.noise_rng.device)
-    fake_y = fake_labels(plan, state)
-    with torch.set_grad_enabled(graph), plan.autocast():
-        return plan.net(state.generator)(z, **plan.labels(fake_y)), fake_y
-
-
-def d_update(state: "State", plan: Plan, real: Tensor, real_y: Tensor | None,
-             keep: bool = False) -> tuple[dict[str, Tensor], Fakes | None]:
-    """One D step with G frozen: D sees G's samples detached.
-
-    With `keep` the samples are made with G's graph and returned, and the G step that follows
-    reuses them (as the DCGAN reference loop does) instead of running G a second time.
+    With `keep` the output is made with G's graph and returned, and the G step that follows
+    reuses it (as the DCGAN reference loop does) instead of running G a second time.
     """
-    fake, fake_y = generate(state, plan, graph=keep)
-    stats = d_update_on(state, plan, real, real_y, fake.detach().float(), fake_y)
-    return stats, ((fake, fake_y) if keep else None)
+    fake, fake_condition = plan.task.fake(state, plan, batch, graph=keep)
+    stats = d_update_on(state, plan, batch.real, batch.condition, fake.detach().float(), fake_condition)
+    return stats, ((fake, fake_condition, batch) if keep else None)
 
 
-def d_update_on(state: "State", plan: Plan, real: Tensor, real_y: Tensor | None, fake: Tensor,
-                fake_y: Tensor | None) -> dict[str, Tensor]:
+def d_update_on(state: "State", plan: Plan, real: Tensor, real_condition: dict[str, Tensor] | None, fake: Tensor,
+                fake_condition: dict[str, Tensor] | None) -> dict[str, Tensor]:
     """The D step on given reals and fakes; with several processes the gradients are averaged over them."""
+    real_condition, fake_condition = real_condition or {}, fake_condition or {}
     real_in, fake_in = plan.d_view(real), plan.d_view(fake)
     discriminator = plan.net(state.discriminator)
     with plan.autocast():
-        real_scores = discriminator(real_in, **plan.labels(real_y)).float()
-        fake_scores = discriminator(fake_in, **plan.labels(fake_y)).float()
+        real_scores = discriminator(real_in, **real_condition).float()
+        fake_scores = discriminator(fake_in, **fake_condition).float()
     loss_d = plan.loss.d_loss(real_scores, fake_scores)
     total = loss_d
     if plan.gp_weight:  # in fp32: a penalty on gradients is too fine for bf16
@@ -154,7 +143,7 @@ def d_update_on(state: "State", plan: Plan, real: Tensor, real_y: Tensor | None,
             return state.discriminator(pack(x, plan.pack), **kw)
 
         penalty = losses.gradient_penalty(critic, unpack(real_in, plan.pack), unpack(fake_in, plan.pack),
-                                          state.penalty_rng, **plan.labels(real_y))
+                                          state.penalty_rng, **real_condition)
         total = total + plan.gp_weight * penalty
     state.opt_d.zero_grad(set_to_none=True)
     total.backward()
@@ -165,10 +154,10 @@ def d_update_on(state: "State", plan: Plan, real: Tensor, real_y: Tensor | None,
             "d_fake": readout(fake_scores.detach()).mean()}
 
 
-def r1_update(state: "State", plan: Plan, real: Tensor, real_y: Tensor | None) -> None:
+def r1_update(state: "State", plan: Plan, batch: Batch) -> None:
     """Lazy R1 (Mescheder et al. 2018; Karras et al. 2020): γ/2·E‖∇D(x)‖², every r1_interval steps, × interval."""
-    real_in = plan.d_view(real).detach().requires_grad_(True)
-    scores = state.discriminator(real_in, **plan.labels(real_y)).float()  # fp32, eager: a penalty on gradients
+    real_in = plan.d_view(batch.real).detach().requires_grad_(True)
+    scores = state.discriminator(real_in, **batch.condition).float()  # fp32, eager: a penalty on gradients
     penalty = losses.r1_penalty(scores, real_in)
     state.opt_d.zero_grad(set_to_none=True)
     (plan.r1_weight / 2 * plan.r1_interval * penalty).backward()
@@ -179,21 +168,22 @@ def r1_update(state: "State", plan: Plan, real: Tensor, real_y: Tensor | None) -
 def g_update(state: "State", plan: Plan, fakes: Fakes | None = None) -> dict[str, Tensor]:
     """One G step with D frozen: gradients flow through D (and the augmentation) into G.
 
-    `fakes`: the last D step's samples, with G's graph; without them G draws a new batch.
+    `fakes`: the last D step's output, with G's graph; without them G draws anew (generation only:
+    a paired task's G needs a batch's sources). The task adds its other terms to the adversarial one.
     """
     state.discriminator.requires_grad_(False)
-    fake, fake_y = fakes if fakes is not None else generate(state, plan, graph=True)
+    fake, condition, batch = fakes if fakes is not None else (*plan.task.fake(state, plan, None, graph=True), None)
     with plan.autocast():
-        scores = plan.net(state.discriminator)(plan.d_view(fake.float()), **plan.labels(fake_y)).float()
-    loss_g = plan.loss.g_loss(scores)
+        scores = plan.net(state.discriminator)(plan.d_view(fake.float()), **condition).float()
+    terms = plan.task.g_loss(plan.loss.g_loss(scores), fake, batch)
     state.opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
+    terms["loss_g"].backward()
     plan.world.average_gradients(state.generator)
     state.opt_g.step()
     state.discriminator.requires_grad_(True)
     if state.ema is not None:
         state.ema.update(state.generator)
-    return {"loss_g": loss_g.detach()}
+    return {k: v.detach() for k, v in terms.items()}
 
 
 def train_step(state: "State", plan: Plan, batches: "Batches") -> dict[str, Tensor]:
@@ -205,11 +195,11 @@ def train_step(state: "State", plan: Plan, batches: "Batches") -> dict[str, Tens
                 group["lr"] = lr * factor
     d_stats, fakes = [], None
     for i in range(plan.d_steps):
-        stats, fakes = d_update(state, plan, *batches.draw(plan.batch_size), keep=i == plan.d_steps - 1)
+        stats, fakes = d_update(state, plan, plan.task.draw(batches, plan.batch_size), keep=i == plan.d_steps - 1)
         d_stats.append(stats)
     stats = {k: torch.stack([s[k] for s in d_stats]).mean() for k in d_stats[0]}
     if plan.r1_weight and state.step % plan.r1_interval == 0:
-        r1_update(state, plan, *batches.draw(plan.batch_size))
+        r1_update(state, plan, plan.task.draw(batches, plan.batch_size))
     stats.update(g_update(state, plan, fakes))
     state.step += 1
     return plan.world.average_stats(stats)

@@ -18,7 +18,7 @@ from torch import nn
 
 from gan import catalog, checkpoint, stabilizers
 from gan.errors import one_line
-from gan.models import dcgan, mlp, resnet
+from gan.models import dcgan, mlp, pix2pix, resnet, srresnet
 from gan.models.latent import ComponentLatent, WithComponents
 
 
@@ -35,6 +35,10 @@ ARCHITECTURES: dict[str, Architecture] = {
     "dcgan": Architecture(dcgan.build, "Radford et al. 2016", catalog.ARCHITECTURES["dcgan"]),
     "resnet": Architecture(resnet.build, "SNGAN's 32x32 CIFAR-10 ResNet, Miyato et al. 2018 (after Gulrajani et al. "
                            "2017)", catalog.ARCHITECTURES["resnet"]),
+    "unet": Architecture(pix2pix.build, "pix2pix's U-Net G and PatchGAN D, Isola et al. 2017 (task translation)",
+                         catalog.ARCHITECTURES["unet"]),
+    "srresnet": Architecture(srresnet.build, "SRResNet G (Ledig et al. 2017, as BasicSR's MSRResNet) and a PatchGAN D "
+                             "(task super_resolution)", catalog.ARCHITECTURES["srresnet"]),
 }
 
 
@@ -47,7 +51,7 @@ _LEGACY_OPTIONS: dict[str, dict[str, Any]] = {
 
 def build(arch: str, data_shape: tuple[int, ...], latent_dim: int, width: int, *, num_classes: int = 0,
           pack: int = 1, spectral_norm: bool = False, options: dict[str, Any] | None = None,
-          latent_components: int = 0) -> tuple[nn.Module, nn.Module]:
+          latent_components: int = 0, task_inputs: dict[str, Any] | None = None) -> tuple[nn.Module, nn.Module]:
     """Build (generator, discriminator) for samples of `data_shape`: (2,) or (H, W, C).
 
     num_classes > 0: G(z, y) and D(x, y) are class-conditional. pack > 1: D reads `pack`
@@ -73,7 +77,8 @@ def build(arch: str, data_shape: tuple[int, ...], latent_dim: int, width: int, *
                          f"{', '.join(spec.spec.options) or 'no options'}")
     latent = ComponentLatent(latent_dim, latent_components) if latent_components else None
     generator, discriminator = spec.build(tuple(data_shape), latent.out_dim if latent else latent_dim, width,
-                                          num_classes=num_classes, pack=pack, spectral_norm=spectral_norm, **options)
+                                          num_classes=num_classes, pack=pack, spectral_norm=spectral_norm, **options,
+                                          **(task_inputs or {}))
     if latent is not None:
         generator = WithComponents(generator, latent)
     if spectral_norm:
@@ -81,7 +86,8 @@ def build(arch: str, data_shape: tuple[int, ...], latent_dim: int, width: int, *
     return generator, discriminator
 
 
-def save_generator(generator: nn.Module, cfg: Any, data_meta: dict[str, Any], step: int, path: Path) -> None:
+def save_generator(generator: nn.Module, cfg: Any, data_meta: dict[str, Any], step: int, path: Path,
+                   task_inputs: dict[str, Any] | None = None) -> None:
     """The trained G as a state dict plus what rebuilds it: the DVC output that generate reads."""
     num_classes = data_meta["num_classes"] if getattr(cfg.model, "conditional", False) else 0
     if getattr(generator, "num_classes", num_classes) != num_classes:
@@ -95,9 +101,12 @@ def save_generator(generator: nn.Module, cfg: Any, data_meta: dict[str, Any], st
         "step": step,
         "data_sha256": data_meta["sha256"], "data_kind": data_meta["kind"],
     }
+    task = getattr(getattr(cfg, "task", None), "name", "generation")
+    if task != "generation":  # generation's file stays as it was
+        entry.update(task=task, task_inputs=dict(task_inputs or {}), source_shape=list(data_meta["source_shape"]))
     rebuilt, _ = build(cfg.model.arch, tuple(data_meta["shape"]), cfg.model.latent_dim, cfg.model.width,
                        num_classes=num_classes, options=entry["options"],
-                       latent_components=entry["latent_components"])
+                       latent_components=entry["latent_components"], task_inputs=entry.get("task_inputs"))
     try:
         rebuilt.load_state_dict(entry["state_dict"])
     except RuntimeError as exc:
@@ -113,8 +122,9 @@ def load_generator(path: Path, device: torch.device | str = "cpu") -> tuple[nn.M
     saved.setdefault("num_classes", 0)
     saved.setdefault("options", _LEGACY_OPTIONS.get(saved["arch"], {}))
     saved.setdefault("latent_components", 0)
+    saved.setdefault("task", "generation")
     generator, _ = build(saved["arch"], tuple(saved["data_shape"]), saved["latent_dim"], saved["width"],
                          num_classes=saved["num_classes"], options=saved["options"],
-                         latent_components=saved["latent_components"])
+                         latent_components=saved["latent_components"], task_inputs=saved.get("task_inputs"))
     generator.load_state_dict(saved["state_dict"])
     return generator.to(device).eval(), saved

@@ -1,0 +1,81 @@
+"""The scores of a paired task's outputs on the held-out pairs (evaluate), beside the baseline computed by
+the same code in the same run (gan.tasks.outputs).
+
+Every score is given three times where it can be (BasicSR's and pix2pix's tables, in one place):
+- the outputs of G on the held-out sources: `psnr_y_crop4`, `fid_domain_1k`, ...;
+- the baseline, `<key>_bicubic` (super-resolution: bicubic upsampling of the same inputs) or `<key>_source`
+  (translation: the source itself, as an image);
+- the real targets, `<key>_real`: the domain classifier's accuracy on the held-out targets and the FID of
+  as many training targets against them, the floor no output can beat. (PSNR and SSIM of the targets
+  against themselves are infinite and 1, so they are not repeated.)
+
+PSNR and SSIM are BasicSR's: on the Y channel (BT.601 luma of RGB; gray as is), with `scale` border pixels
+cropped for super-resolution and none for translation (gan.metrics.restoration, torchmetrics). Inpainting
+adds `psnr_hole`: the PSNR inside the hole only, where G had nothing to copy. The domain classifier's
+accuracy on the outputs against the targets' labels is the analogue of pix2pix's FCN score.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from gan import pairs
+from gan.metrics import restoration
+from gan.metrics.frechet import fid
+from gan.metrics.registry import FeatureView, count_tag, result_key
+
+from gan.tasks.outputs import baseline
+
+def crop(saved: dict[str, Any]) -> int:
+    """Border pixels left out of PSNR and SSIM: the scale for super-resolution (BasicSR), none for translation."""
+    return int(saved["task_inputs"]["scale"]) if saved["task"] == "super_resolution" else 0
+
+
+def pixel_scores(saved: dict[str, Any], images: np.ndarray, targets: np.ndarray,
+                 sources: np.ndarray) -> dict[str, float]:
+    """Mean PSNR and SSIM (per image, then averaged) of `images` against the targets; psnr_hole for inpainting."""
+    border = crop(saved)
+    scores = {restoration.key("psnr_y", border): float(np.mean(restoration.psnr_y(images, targets, border))),
+              restoration.key("ssim_y", border): float(np.mean(restoration.ssim_y(images, targets, border)))}
+    if saved["task"] == "translation" and sources.shape[-1] == targets.shape[-1] + 1:  # a mask source
+        scores["psnr_hole"] = float(np.mean(restoration.psnr_region(images, targets, pairs.hole(sources))))
+    return scores
+
+
+def domain_scores(evaluator: Any, images: np.ndarray, labels: np.ndarray | None, batch_size: int,
+                  device: torch.device, seed: int) -> dict[str, float]:
+    """The domain FID of `images` against the held-out targets, and the classifier's accuracy on their labels."""
+    view = evaluator.view(images, batch_size, device)
+    n = len(images)
+    scores = {result_key("fid_domain", "fid", n): fid(view, seed)["fid"]}
+    if labels is not None and view.fake_logits is not None:
+        scores[f"accuracy_domain_{count_tag(n)}"] = float(np.mean(view.fake_logits.argmax(1) == labels))
+    return scores
+
+
+def real_scores(evaluator: Any, count: int, seed: int) -> dict[str, float]:
+    """The floor: `count` training targets' FID against the held-out targets, and the accuracy on those."""
+    train = evaluator.train_features[:count]
+    view = FeatureView(evaluator.ref_features, train, evaluator.ref_mu, evaluator.ref_sigma)
+    scores = {result_key("fid_domain", "fid", count) + "_real": fid(view, seed)["fid"]}
+    if evaluator.test_accuracy is not None:  # the classifier on the whole held-out split
+        scores[f"accuracy_domain_{count_tag(count)}_real"] = float(evaluator.test_accuracy)
+    return scores
+
+
+def score(saved: dict[str, Any], evaluator: Any, prepared: Any, images: np.ndarray, batch_size: int,
+          device: torch.device, seed: int) -> dict[str, float]:
+    """Every score of a paired task's outputs, beside its baseline's and the real targets'."""
+    targets, sources, labels = prepared.test_x[:len(images)], prepared.test_source[:len(images)], prepared.test_y
+    labels = labels[:len(images)] if labels is not None else None
+    name, base = baseline(saved, sources)
+    metrics = {**pixel_scores(saved, images, targets, sources),
+               **domain_scores(evaluator, images, labels, batch_size, device, seed)}
+    for key, value in {**pixel_scores(saved, base, targets, sources),
+                       **domain_scores(evaluator, base, labels, batch_size, device, seed)}.items():
+        metrics[f"{key}_{name}"] = value
+    metrics.update(real_scores(evaluator, len(images), seed))
+    return metrics
