@@ -10,7 +10,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"recipe": "run, show or list the recipes of recipes/*.yaml as DVC experiments",
                 "sample": "a grid (.png) or the samples (.npz) of a trained generator (a file or an MLflow URI)",
                 "interpolate": "great-circle walks between latent pairs of a trained generator",
-                "arithmetic": "latent arithmetic: class sums ('7 - 1 + 4') and stroke thickness / slant directions"}
+                "arithmetic": "latent arithmetic: class sums ('7 - 1 + 4') and stroke thickness / slant directions",
+                "apply": "a translation or super-resolution model on your own images (PNG or .npz in and out)"}
     if not argv or argv[0] not in commands:
         print("usage: gan COMMAND ...\n\ncommands:\n" + "\n".join(f"  {k:<12} {v}" for k, v in commands.items()),
               file=sys.stderr)

@@ -6,6 +6,9 @@ wherever it is.
     gan sample --model models/generator.pt --class 7 -n 8 -o sevens.png
     gan interpolate --model models:/gan-mnist5k-dcgan/2 -o walk.png
     gan arithmetic --model models:/gan-mnist5k-dcgan@best --expr "7 - 1 + 4" -o arithmetic.png
+    gan apply --model models:/gan-mnist5k-translation-unet@best -i edges.png -o digit.png
+    gan apply --model models:/gan-photos-super_resolution-srresnet@best -i small.png -o large.png
+    gan apply --model models/generator.pt -i data/prepared/test.npz -o outputs.npz
 
 --model is a local generator file (the DVC output models/generator.pt) or an MLflow URI:
 runs:/RUN_ID, models:/NAME/VERSION or models:/NAME@ALIAS, read from MLFLOW_TRACKING_URI (default:
@@ -29,8 +32,19 @@ from gan.errors import UserError
 from gan.images import to_stored
 
 
-def load_model(uri: str, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any], str]:
-    """(G in eval mode, its metadata, where it came from) for a path or an MLflow URI."""
+def load_model(uri: str, device: torch.device, task: str = "generation") -> tuple[torch.nn.Module, dict[str, Any], str]:
+    """(G in eval mode, its metadata, where it came from) for a path or an MLflow URI; `task`: what the
+    command needs ("paired": translation or super-resolution)."""
+    generator, saved, source = _load(uri, device)
+    kind = saved.get("task", "generation")
+    if task == "generation" and kind != "generation":
+        raise UserError(f"--model {uri} is a {kind} model (it maps images to images); use `gan apply`")
+    if task == "paired" and kind == "generation":
+        raise UserError(f"--model {uri} is a generation model (noise -> image); use `gan sample`")
+    return generator, saved, source
+
+
+def _load(uri: str, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any], str]:
     from gan.models import load_generator
 
     if uri.startswith(("runs:/", "models:/")):
@@ -149,12 +163,105 @@ def arithmetic(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_sources(paths: list[str], saved: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
+    """The inputs of a paired task's G, stored like prepare's sources (uint8 NHWC), and their names.
+
+    An .npz gives its `source` array (prepare's test.npz as it is); a PNG (or JPEG) is converted to the
+    source's channels, and for inpainting its transparent pixels are the hole. Super-resolution takes any
+    size (the network is convolutional); translation takes the size it was trained on.
+    """
+    from PIL import Image
+
+    from gan.data import is_npz
+
+    height, width, channels = saved["source_shape"]
+    inpainting = saved["task"] == "translation" and channels in (2, 4)  # the image's channels and the mask
+    colour = channels - 1 if inpainting else channels
+    arrays, names = [], []
+    for name in paths:
+        path = Path(name)
+        if not path.is_file():
+            raise UserError(f"-i {name}: no such file")
+        if path.suffix == ".npz":
+            if not is_npz(path):
+                raise UserError(f"-i {name}: not an .npz archive")
+            with np.load(path) as data:
+                if "source" not in data.files:
+                    raise UserError(f"-i {name}: no 'source' array (it holds {', '.join(data.files)}); save the "
+                                    f"inputs as uint8 (N, H, W, {channels}) under 'source'")
+                batch = data["source"]
+            if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[3] != channels:
+                raise UserError(f"-i {name}: 'source' is {batch.dtype} {batch.shape}; this model takes uint8 "
+                                f"(N, H, W, {channels})")
+            arrays += list(batch)
+            names += [f"{path.stem}_{i:04d}" for i in range(len(batch))]
+            continue
+        try:
+            image = Image.open(path)
+            image.load()
+        except OSError as exc:
+            raise UserError(f"-i {name}: not an image ({exc})") from None
+        pixels = np.asarray(image.convert("L" if colour == 1 else "RGB"))
+        pixels = pixels[..., None] if pixels.ndim == 2 else pixels
+        if inpainting:
+            alpha = np.asarray(image.convert("RGBA"))[..., 3]
+            hole = alpha < 128
+            if not hole.any():
+                raise UserError(f"-i {name}: an inpainting model needs the hole: make the missing pixels "
+                                f"transparent (alpha 0)")
+            pixels = np.where(hole[..., None], 0, pixels)
+            pixels = np.concatenate([pixels, (hole * 255)[..., None]], axis=-1).astype(np.uint8)
+        arrays.append(pixels)
+        names.append(path.stem)
+    shapes = {a.shape for a in arrays}
+    if saved["task"] == "translation" and shapes != {(height, width, channels)}:
+        raise UserError(f"-i: this model translates {height} x {width} images; got "
+                        f"{', '.join(f'{s[0]} x {s[1]}' for s in sorted(shapes))}; resize the inputs")
+    if len(shapes) > 1:
+        raise UserError("-i: the inputs differ in size; apply them one size at a time")
+    return np.stack(arrays), names
+
+
+def apply(args: argparse.Namespace) -> int:
+    """A paired task's G on the user's own files: weights only (a state dict into this package's classes)."""
+    from PIL import Image
+
+    from gan.tasks.outputs import outputs
+
+    out = Path(args.output)
+    device = torch.device("cpu")
+    generator, saved, source = load_model(args.model, device, task="paired")
+    inputs, names = _read_sources(args.input, saved)
+    results = outputs(generator, inputs, 64, device)
+    if out.suffix == ".npz":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(out, x=results)
+    elif out.suffix in (".png", ".jpg", ".jpeg"):
+        if len(results) > 1:
+            raise UserError(f"-o {args.output}: {len(results)} outputs; write a folder (-o outputs/) or an .npz")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(results[0].squeeze(-1) if results.shape[-1] == 1 else results[0]).save(out)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, image in zip(names, results):
+            Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(out / f"{name}.png")
+    print(f"gan apply: {saved['task']} by {source} on {len(results)} input(s) "
+          f"({inputs.shape[1]} x {inputs.shape[2]} -> {results.shape[1]} x {results.shape[2]}) -> {out}")
+    return 0
+
+
 def main(command: str, argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog=f"gan {command}", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True,
                         help="models/generator.pt, runs:/RUN_ID, models:/NAME/VERSION or models:/NAME@ALIAS")
-    parser.add_argument("-o", "--output", required=True, help="FILE.png (a picture) or FILE.npz (the samples)")
-    parser.add_argument("--seed", type=int, default=0, help="the latents' seed (default: %(default)s)")
+    if command == "apply":
+        parser.add_argument("-i", "--input", action="append", required=True,
+                            help="an input image (PNG; repeat -i for more) or an .npz with a 'source' array")
+        parser.add_argument("-o", "--output", required=True,
+                            help="FILE.png (one input), a folder (one PNG per input) or FILE.npz (all outputs)")
+    else:
+        parser.add_argument("-o", "--output", required=True, help="FILE.png (a picture) or FILE.npz (the samples)")
+        parser.add_argument("--seed", type=int, default=0, help="the latents' seed (default: %(default)s)")
     if command == "arithmetic":
         parser.add_argument("--expr", help="class arithmetic, e.g. '7 - 1 + 4' (needs --evaluator's classifier)")
         parser.add_argument("--evaluator", default="models/evaluator.pt",
@@ -165,12 +272,12 @@ def main(command: str, argv: list[str]) -> int:
         parser.add_argument("-n", type=int, default=64, help="samples (default: %(default)s)")
         parser.add_argument("--class", dest="class_", type=int, help="the class a conditional G is asked for")
         parser.add_argument("--rows", type=int, help="images per grid row (default: a square)")
-    else:
+    elif command == "interpolate":
         parser.add_argument("--rows", type=int, default=8, help="walks (default: %(default)s)")
         parser.add_argument("--steps", type=int, default=10, help="points along each walk (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
-        return {"sample": sample, "interpolate": interpolate, "arithmetic": arithmetic}[command](args)
+        return {"sample": sample, "interpolate": interpolate, "arithmetic": arithmetic, "apply": apply}[command](args)
     except UserError as exc:
         print(f"gan {command}: error: {exc}", file=sys.stderr)
         return 2

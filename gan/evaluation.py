@@ -140,7 +140,7 @@ def evaluate(cfg: Config, paths: EvaluatePaths) -> dict[str, float]:
         if key.startswith("copying_ct_") and np.isfinite(value):
             print(f"evaluate: data copying: {copying_verdict(value)}")
     print(f"evaluate: the run in the MLflow UI: {run.page()}")
-    _register(cfg, meta, metrics, paths.run_link, count, saved["task"])
+    _register(cfg, meta, metrics, paths.run_link, count)
     hint = recipe_hint(cfg, meta, metrics)
     if hint:
         print(hint)
@@ -236,14 +236,13 @@ def _combine(rounds: list[dict[str, float]]) -> tuple[dict[str, float], dict[str
 PRIMARY = (("fid_domain", "fid"), ("fid_inception", "fid"), ("modes", "reverse_kl"))  # lower is better
 
 
-def _register(cfg: Config, meta: dict[str, Any], metrics: dict[str, float], run_link: Path, n: int,
-              task: str = "generation") -> None:
+def _register(cfg: Config, meta: dict[str, Any], metrics: dict[str, float], run_link: Path, n: int) -> None:
     """The generator as a new version of the registered model gan-<data>-<arch> (a paired task's:
     gan-<data>-<task>-<arch>), the alias @best on the version with the lowest primary score (FID for
     images, reverse KL for points). A run with a non-finite number is not registered; a store that
     cannot take it is reported, not fatal."""
     primary = next((result_key(m, k, n) for m, k in PRIMARY if result_key(m, k, n) in metrics), None)
-    name = registered_name(cfg.data.name, task, cfg.model.arch)
+    name = registered_name(cfg.data.name, meta.get("task"), cfg.model.arch)
     if primary is None:
         why = ("the domain metrics are not scores (reports/evaluate/untrusted.json)"
                if metrics.get("domain_metrics_trusted") == 0
@@ -263,9 +262,14 @@ def _register(cfg: Config, meta: dict[str, Any], metrics: dict[str, float], run_
         print(f"evaluate: not registered: {exc}")
 
 
-def registered_name(data: str, task: str, arch: str) -> str:
-    """gan-<data>-<arch> for generation (as before tasks existed), gan-<data>-<task>-<arch> for the others."""
-    return f"gan-{data}-{arch}" if task == "generation" else f"gan-{data}-{task}-{arch}"
+def registered_name(data: str, task: dict[str, Any] | None, arch: str) -> str:
+    """gan-<data>-<arch> for generation (as before tasks existed); for a paired task (meta.json's `task`)
+    gan-<data>-<task>-<arch> with the task's input in its name: translation-edges, translation-mask,
+    super_resolution-x4. Models that answer different questions never share a name, nor an @best."""
+    if not task:
+        return f"gan-{data}-{arch}"
+    label = f"{task['name']}-x{task['scale']}" if task["name"] == "super_resolution" else f"{task['name']}-{task['source']}"
+    return f"gan-{data}-{label}-{arch}"
 
 
 def protocol_tags(protocol: dict[str, Any]) -> dict[str, str]:
