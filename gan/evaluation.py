@@ -249,7 +249,7 @@ def _register(cfg: Config, meta: dict[str, Any], metrics: dict[str, float], run_
                else "none of fid_domain, fid_inception or modes was computed")
         print(f"evaluate: not registered in {name}: {why}")
         return
-    bad = [k for k, v in metrics.items() if not np.isfinite(v) and not k.startswith("psnr_")]  # PSNR: inf = exact
+    bad = [k for k, v in metrics.items() if not np.isfinite(v)]
     if bad:
         print(f"evaluate: not registered in {name}: {', '.join(bad)} not finite")
         return

@@ -109,3 +109,19 @@ def psnr_region(pred: np.ndarray, target: np.ndarray, region: np.ndarray) -> np.
     mse = (squared * region[..., None]).sum(axis=(1, 2, 3)) / (pixels * pred.shape[3])
     with np.errstate(divide="ignore"):
         return 10.0 * np.log10(DATA_RANGE ** 2 / mse)
+
+
+def psnr_y_pooled(pred: np.ndarray, target: np.ndarray, region: np.ndarray | None = None) -> float:
+    """PSNR (dB) of the mean squared error over every Y pixel of the set (within `region` (N, H, W) when given).
+
+    For translation and inpainting, where a source can equal its target (an inpainting hole over blank
+    background is filled exactly by zeros): per-image PSNR is then infinite and so is its mean, while the
+    pooled error stays finite and weighs every pixel once. Super-resolution keeps BasicSR's per-image mean.
+    """
+    y_pred, y_target = _y_pair(pred, target, 0, "psnr_y_pooled")
+    if region is not None:
+        if region.shape != pred.shape[:3] or not region.any():
+            raise ValueError(f"psnr_y_pooled: the region {region.shape} must be (N, H, W) and not empty")
+        mask = torch.from_numpy(region.astype(bool))[:, None]
+        y_pred, y_target = y_pred[mask], y_target[mask]
+    return float(peak_signal_noise_ratio(y_pred, y_target, data_range=DATA_RANGE, reduction="none", dim=None))

@@ -9,9 +9,11 @@ Every score is given three times where it can be (BasicSR's and pix2pix's tables
   as many training targets against them, the floor no output can beat. (PSNR and SSIM of the targets
   against themselves are infinite and 1, so they are not repeated.)
 
-PSNR and SSIM are BasicSR's: on the Y channel (BT.601 luma of RGB; gray as is), with `scale` border pixels
-cropped for super-resolution and none for translation (gan.metrics.restoration, torchmetrics). Inpainting
-adds `psnr_hole`: the PSNR inside the hole only, where G had nothing to copy. The domain classifier's
+PSNR and SSIM are on the Y channel (BT.601 luma of RGB; gray as is; gan.metrics.restoration, torchmetrics).
+Super-resolution: BasicSR's per-image means with `scale` border pixels cropped (`psnr_y_crop4`). Translation:
+the PSNR of the error pooled over the set (`psnr_y_pooled`: a source can equal its target, and a per-image
+PSNR is then infinite), the per-image SSIM uncropped; inpainting adds `psnr_y_pooled_hole`, inside the
+holes only, where G had nothing to copy. The domain classifier's
 accuracy on the outputs against the targets' labels is the analogue of pix2pix's FCN score.
 """
 
@@ -36,12 +38,20 @@ def crop(saved: dict[str, Any]) -> int:
 
 def pixel_scores(saved: dict[str, Any], images: np.ndarray, targets: np.ndarray,
                  sources: np.ndarray) -> dict[str, float]:
-    """Mean PSNR and SSIM (per image, then averaged) of `images` against the targets; psnr_hole for inpainting."""
+    """PSNR and SSIM of `images` against the targets on Y.
+
+    Super-resolution: BasicSR's per-image scores with `scale` border pixels cropped, averaged. Translation:
+    the PSNR of the pooled error (a source can equal its target, whose per-image PSNR is infinite) and the
+    mean per-image SSIM; inpainting adds the pooled PSNR inside the holes.
+    """
     border = crop(saved)
-    scores = {restoration.key("psnr_y", border): float(np.mean(restoration.psnr_y(images, targets, border))),
-              restoration.key("ssim_y", border): float(np.mean(restoration.ssim_y(images, targets, border)))}
-    if saved["task"] == "translation" and sources.shape[-1] == targets.shape[-1] + 1:  # a mask source
-        scores["psnr_hole"] = float(np.mean(restoration.psnr_region(images, targets, pairs.hole(sources))))
+    ssim = {restoration.key("ssim_y", border): float(np.mean(restoration.ssim_y(images, targets, border)))}
+    if saved["task"] == "super_resolution":
+        return {restoration.key("psnr_y", border): float(np.mean(restoration.psnr_y(images, targets, border))),
+                **ssim}
+    scores = {"psnr_y_pooled": restoration.psnr_y_pooled(images, targets), **ssim}
+    if sources.shape[-1] == targets.shape[-1] + 1:  # a mask source: the hole is its last channel
+        scores["psnr_y_pooled_hole"] = restoration.psnr_y_pooled(images, targets, pairs.hole(sources))
     return scores
 
 
