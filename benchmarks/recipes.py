@@ -41,6 +41,7 @@ class Row:
     label: str
     recipe: str | None  # None: plain `dvc exp run` with the overrides on params.yaml's defaults
     overrides: tuple[str, ...] = ()  # extra `-S key=value`: the ablation
+    suffix: str = ""  # read `<key><suffix>` of the same runs (a paired task's baseline `_bicubic`, `_real`): no new run
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,17 @@ FACES = (("KID (domain)", "kid_domain", 3), ("FID (domain)", "fid_domain", 1), (
          ("recall", "recall_domain", 3), ("coverage", "coverage_domain", 3), ("copying C_T", "copying_ct_domain", 2))
 DIFFAUGMENT = ("Zhao et al. 2020 (DiffAugment), low-shot generation: StyleGAN2 on 100 images of Obama at 256 px, "
                "Inception FID; another network, resolution and extractor, so only the direction compares; not run here")
+# a paired task's scores; {n} is the held-out pair count as metric keys write it (1k, 470)
+TRANSLATION = (("PSNR (Y, pooled)", "psnr_y_pooled", 2), ("SSIM (Y)", "ssim_y_crop0", 3),
+               ("FID (domain)", "fid_domain_{n}", 2), ("classifier accuracy", "accuracy_domain_{n}", 3))
+INPAINTING = TRANSLATION[:1] + (("PSNR in holes", "psnr_y_pooled_hole", 2),) + TRANSLATION[1:]
+SUPER_RESOLUTION = (("PSNR (Y, crop 4)", "psnr_y_crop4", 2), ("SSIM (Y, crop 4)", "ssim_y_crop4", 3),
+                    ("FID (domain)", "fid_domain_{n}", 2), ("classifier accuracy", "accuracy_domain_{n}", 3))
+PIX2PIX = ("Isola et al. 2017 (pix2pix), Table 1: Cityscapes labels -> photo, 256 px, FCN-8s per-pixel accuracy of "
+           "the outputs (our analogue: the domain classifier's accuracy); another data set and network, so only the "
+           "order of the rows compares; not run here")
+SRGAN = ("Ledig et al. 2017 (SRGAN), Table 2: Set5 x4, PSNR on Y with 4 border pixels cropped; natural photographs "
+         "at full size, so only the direction compares (the GAN gives up PSNR for realism); not run here")
 PACGAN = "Lin et al. 2018 (PacGAN), Table 1: 2,500 samples, mean of 10 runs, about 400k iterations; not run here"
 
 TABLES = (
@@ -95,6 +107,38 @@ TABLES = (
         Row("− DiffAugment", "faces100", ("train.augment=[]",)),
     ), (("StyleGAN2, 100-shot Obama, Inception FID at 256 px (cited)", ("–", "80.20", "–", "–", "–", "–")),
         ("StyleGAN2 + DiffAugment, same (cited)", ("–", "46.87", "–", "–", "–", "–"))), DIFFAUGMENT),
+    Table("edges2digit", TRANSLATION, (
+        Row("the edges themselves (baseline, from the recipe's runs)", "edges2digit", suffix="_source"),
+        Row("L1 only", "edges2digit", ("task.adversarial_weight=0",)),
+        Row("cGAN only", "edges2digit", ("task.content_weight=0",)),
+        Row("L1 + cGAN (recipe, 16 x 16 PatchGAN)", "edges2digit"),
+        Row("L1 + cGAN, 1 x 1 PixelGAN", "edges2digit", ("model.patch=1",)),
+        Row("L1 + cGAN, whole-image D", "edges2digit", ("model.patch=0",)),
+        Row("real digits (held out; FID: as many training digits)", "edges2digit", suffix="_real"),
+    ), (("L1 (cited)", ("–", "–", "–", "0.42")), ("cGAN (cited)", ("–", "–", "–", "0.57")),
+        ("L1 + cGAN (cited)", ("–", "–", "–", "0.66")), ("ground truth (cited)", ("–", "–", "–", "0.80"))), PIX2PIX),
+    Table("inpaint", INPAINTING, (
+        Row("the masked input (baseline, from the recipe's runs)", "inpaint", suffix="_source"),
+        Row("L1 only", "inpaint", ("task.adversarial_weight=0",)),
+        Row("cGAN only", "inpaint", ("task.content_weight=0",)),
+        Row("L1 + cGAN (recipe, 16 x 16 PatchGAN)", "inpaint"),
+        Row("real digits (held out; FID: as many training digits)", "inpaint", suffix="_real"),
+    )),
+    Table("sr4", SUPER_RESOLUTION, (
+        Row("bicubic (baseline, from the recipe's runs)", "sr4", suffix="_bicubic"),
+        Row("content only (L1: the SRResNet analogue)", "sr4", ("task.adversarial_weight=0",)),
+        Row("adversarial only", "sr4", ("task.content_weight=0",)),
+        Row("content + adversarial 5e-3 (recipe: the SRGAN analogue)", "sr4"),
+        Row("real digits (held out; FID: as many training digits)", "sr4", suffix="_real"),
+    ), (("bicubic (cited)", ("28.43", "–", "–", "–")), ("SRResNet (cited)", ("32.05", "–", "–", "–")),
+        ("SRGAN (cited)", ("29.40", "–", "–", "–"))), SRGAN),
+    Table("sr4-photos", SUPER_RESOLUTION[:3], (
+        Row("bicubic (baseline, from the recipe's runs)", "sr4-photos", suffix="_bicubic"),
+        Row("content only (L1)", "sr4-photos", ("task.adversarial_weight=0",)),
+        Row("adversarial only", "sr4-photos", ("task.content_weight=0",)),
+        Row("content + adversarial 5e-3 (recipe)", "sr4-photos"),
+        Row("training patches of other photos (FID only)", "sr4-photos", suffix="_real"),
+    )),
 )
 
 
@@ -141,16 +185,30 @@ def run_one(repo: Path, env: dict[str, str], row: Row, seed: int, log) -> tuple[
     return json.loads((repo / "reports" / "metrics.json").read_text()), seconds
 
 
-def metric(metrics: dict[str, float], key: str) -> float:
-    """The value of `key` whatever its sample-count suffix (`fid_domain` -> `fid_domain_5k`)."""
-    found = [v for k, v in metrics.items() if k.rsplit("_", 1)[0] == key and k.rsplit("_", 1)[1].endswith("k")]
+def metric(metrics: dict[str, float], key: str, suffix: str = "") -> float | None:
+    """The value of `key` (+ `suffix`) whatever its sample-count suffix (`fid_domain` -> `fid_domain_5k`; a
+    paired task's `fid_domain_{n}` -> `fid_domain_1k`); None where a row has no such number (the PSNR of
+    the real targets)."""
+    import re
+
+    if "{n}" in key:
+        pattern = re.compile(re.escape(key + suffix).replace(re.escape("{n}"), r"\d+k?") + "$")
+        found = [v for k, v in metrics.items() if pattern.match(k)]
+    elif key + suffix in metrics:
+        found = [metrics[key + suffix]]
+    else:
+        found = [v for k, v in metrics.items() if k.rsplit("_", 1)[0] == key and k.rsplit("_", 1)[1].endswith("k")]
+    if suffix and not found:
+        return None
     if len(found) != 1:
-        raise SystemExit(f"expected one metric {key}_<N>k in reports/metrics.json, found {len(found)}")
-    return float(found[0])
+        raise SystemExit(f"expected one metric {key}{suffix} in reports/metrics.json, found {len(found)}")
+    return None if found[0] is None else float(found[0])
 
 
-def cell(values: list[float], decimals: int) -> str:
+def cell(values: list[float | None], decimals: int) -> str:
     """mean ± std [lowest, highest] over seeds: a bar that must hold on every seed is read off the range."""
+    if any(v is None for v in values):
+        return "–"
     a = np.asarray(values)
     if len(a) == 1:
         return f"{a[0]:.{decimals}f}"
@@ -174,9 +232,10 @@ def render_table(table: Table, rows: list[tuple[Row, list[dict[str, float]], lis
     lines = [f"**{table.recipe}**", "", "| variant | " + " | ".join(heads) + " | s/run |",
              "|---" * (len(heads) + 2) + "|"]
     for row, runs, seconds in rows:
-        cells = [cell([metric(m, key) for m in runs], d) for _, key, d in table.columns]
+        cells = [cell([metric(m, key, row.suffix) for m in runs], d) for _, key, d in table.columns]
         change = f" (`{'`, `'.join(row.overrides)}`)" if row.overrides else ""
-        lines.append(f"| {row.label}{change} | " + " | ".join(cells) + f" | {np.mean(seconds):.0f} |")
+        took = "–" if row.suffix else f"{np.mean(seconds):.0f}"  # a baseline row ran nothing of its own
+        lines.append(f"| {row.label}{change} | " + " | ".join(cells) + f" | {took} |")
     for label, cells in table.cited:
         lines.append(f"| {label} | " + " | ".join(cells) + " | |")
     if table.cited:
@@ -258,16 +317,20 @@ def main() -> None:
         if args.threads:
             env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
         with open(out.with_suffix(".log"), "w") as log:
+            done: dict[tuple, tuple[dict[str, float], float]] = {}  # a baseline row reads its recipe's runs
             for table in tables:
                 results[table.recipe] = []
                 for row in table.rows:
                     runs, seconds = [], []
                     for seed in args.seeds:
-                        metrics, took = run_one(scratch, env, row, seed, log)
+                        run_key = (row.recipe, row.overrides, seed)
+                        if run_key not in done:
+                            done[run_key] = run_one(scratch, env, replace(row, suffix=""), seed, log)
+                        metrics, took = done[run_key]
                         runs.append(metrics)
                         seconds.append(took)
                         print(f"{table.recipe} | {row.label} | seed {seed}: "
-                              + ", ".join(f"{k} {metric(metrics, k):.3f}" for _, k, _ in table.columns)
+                              + ", ".join(f"{k} {metric(metrics, k, row.suffix)}" for _, k, _ in table.columns)
                               + f" | {took:.0f} s", flush=True)
                     results[table.recipe].append((row, runs, seconds))
                 out.write_text(render(results, args.seeds, command, args.threads))  # partial results survive

@@ -319,6 +319,10 @@ def _protocol(cfg: Config, names: list[str], skipped: dict[str, str], meta: dict
         from gan.tasks import scoring
 
         protocol["task"] = {**meta.get("task", {}), "pairs": count, "about": scoring.__doc__.strip()}
+        if int(meta.get("num_classes") or 0) < 2 or evaluator.kind != "classifier":
+            skipped["accuracy_domain"] = ("the data has no labels (or its classifier was not used), so no "
+                                          "classifier accuracy on the outputs; PSNR, SSIM and the domain FID in "
+                                          f"{evaluator.kind.replace('_', '-')} features still apply")
     return protocol
 
 

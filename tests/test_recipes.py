@@ -127,6 +127,8 @@ def test_every_benchmark_row_is_a_valid_run_of_a_shipped_recipe():
     assert {t.recipe for t in bench.TABLES} <= set(shipped())
     for table in bench.TABLES:
         assert table.rows[0].recipe == table.recipe and not table.rows[0].overrides  # the recipe itself first
+        data = parse_params(recipes.merge(base, yaml.safe_load((ROOT / "recipes" / f"{table.recipe}.yaml")
+                                                               .read_text()))).data.name
         for row in table.rows:
             params = recipes.merge(base, yaml.safe_load((ROOT / "recipes" / f"{row.recipe}.yaml").read_text())
                                    if row.recipe else {})
@@ -136,7 +138,7 @@ def test_every_benchmark_row_is_a_valid_run_of_a_shipped_recipe():
                 assert key in flat, f"{table.recipe} / {row.label}: {key} is not a params.yaml key"
                 section, name = key.split(".")
                 params = recipes.merge(params, {section: {name: yaml.safe_load(value)}})
-            assert parse_params(params).data.name == table.recipe, f"{table.recipe} / {row.label}"
+            assert parse_params(params).data.name == data, f"{table.recipe} / {row.label}: every row on the same data"
 
 
 def table_block(text: str, bench, recipe: str) -> str:
