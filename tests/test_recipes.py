@@ -195,3 +195,36 @@ def test_a_table_cell_shows_the_worst_and_the_best_seed():
     bench = benchmark_script("recipes")
     assert bench.cell([0.001, 0.027, 0.002], 3) == "0.010 ± 0.012 [0.001, 0.027]"
     assert bench.cell([25.0], 1) == "25.0"
+
+
+# the paired-task recipes end to end under DVC, shortened to 200 steps; the README's tables run them whole
+PAIRED_RECIPES = {"edges2digit": ("gan-mnist5k-translation-edges-unet", "psnr_y_pooled", "psnr_y_pooled_source"),
+                  "inpaint": ("gan-mnist5k-translation-mask-unet", "psnr_y_pooled_hole", "psnr_y_pooled_hole_source"),
+                  "sr4": ("gan-mnist5k-super_resolution-x4-srresnet", "psnr_y_crop4", "psnr_y_crop4_bicubic"),
+                  "sr4-photos": ("gan-photos-super_resolution-x4-srresnet", "ssim_y_crop4", "ssim_y_crop4_bicubic")}
+
+
+@pytest.fixture(scope="module")
+def recipes_repo(tmp_path_factory):
+    root, env = copy_repository(tmp_path_factory.mktemp("paired-recipes"), {"features": {"ssl_steps": 50}})
+    return root, env
+
+
+@pytest.mark.system
+@pytest.mark.parametrize("name", sorted(PAIRED_RECIPES))
+def test_each_image_to_image_recipe_runs_as_a_dvc_experiment_and_beats_its_baseline(recipes_repo, name, tmp_path):
+    root, env = recipes_repo
+    registered, score, baseline = PAIRED_RECIPES[name]
+    run([*GAN, "recipe", "run", name, "-n", f"{name}-short", "--", "-S", "train.steps=200",
+         "-S", "train.eval_every=200", "-S", "train.sample_every=100", "-S", "train.checkpoint_every=100"], root, env)
+    metrics = json.loads((root / "reports" / "metrics.json").read_text())
+    assert metrics[score] > metrics[baseline], (score, metrics[score], baseline, metrics[baseline])
+    figures = {p.name for p in (root / "reports" / "generate").glob("*.png")}
+    assert "triptych.png" in figures and ("zoom.png" in figures) == name.startswith("sr4")
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{root}/mlflow.db")  # the default store of the repository
+    run_id = json.loads((root / "reports" / "train" / "run.json").read_text())["run_id"]
+    assert run_id in {v.run_id for v in client.search_model_versions(f"name = '{registered}'")}
+    dvc(root, env, "plots", "show", "-o", str(tmp_path / "plots"))
+    assert (tmp_path / "plots" / "static" / "workspace_reports_generate_triptych.png").is_file()

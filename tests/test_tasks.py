@@ -165,3 +165,77 @@ def test_task_params_are_checked_before_any_work(overrides, says):
     with pytest.raises(UserError) as caught:
         parse_params(params)
     assert says in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_every_catalog_task_has_a_task_and_an_architecture():
+    from gan import catalog
+    from gan.tasks import make_task
+
+    meta = {"shape": [28, 28, 1], "source_shape": [7, 7, 1]}
+    for name in catalog.TASKS:
+        arch = next(a for a, spec in catalog.ARCHITECTURES.items() if spec.task == name)
+        params = yaml.safe_load((ROOT / "params.yaml").read_text())
+        params["task"]["name"], params["model"]["arch"] = name, arch
+        assert make_task(parse_params(params), meta).name == name
+
+
+RESUME = {"task": {"name": "super_resolution", "scale": 4, "content_weight": 1.0, "adversarial_weight": 0.005},
+          "model": {"arch": "srresnet", "width": 8, "blocks": 1},
+          "features": {"epochs": 1},
+          "train": {"steps": 120, "batch_size": 16, "checkpoint_every": 30, "sample_every": 60, "log_every": 10,
+                    "eval_every": 60, "eval_samples": 100}}
+
+
+@pytest.mark.system
+def test_a_killed_paired_run_resumes_and_ends_bit_identical_to_an_uninterrupted_one(tmp_path):
+    """The paired task's batches (targets and sources by one index draw), its loss terms and its progress
+    triptychs go through the same checkpoint and resume as generation."""
+    import torch
+
+    from conftest import kill_at_first_checkpoint, make_run_dir, run_train
+
+    straight = make_run_dir(tmp_path / "straight", RESUME)
+    assert run_train(straight).returncode == 0
+    crashed = make_run_dir(tmp_path / "crashed", RESUME)
+    killed_at = kill_at_first_checkpoint(crashed, RESUME["train"]["steps"])
+    resumed = run_train(crashed)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming at step {killed_at}" in resumed.stdout
+    a, b = (torch.load(d / "models/generator.pt", weights_only=True)["state_dict"] for d in (straight, crashed))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    for report in ("history.tsv", "eval.tsv"):
+        assert (straight / "reports/train" / report).read_text() == (crashed / "reports/train" / report).read_text()
+    assert (straight / "reports/train/samples/step_000120.png").read_bytes() == \
+        (crashed / "reports/train/samples/step_000120.png").read_bytes()
+
+
+@pytest.mark.parametrize("arch, task", [("unet", {"name": "translation", "source": "mask", "mask": "centre"}),
+                                        ("srresnet", {"name": "super_resolution", "scale": 2})])
+def test_a_paired_step_runs_in_bf16_with_channels_last_on_the_cpu(arch, task):
+    """The CUDA fast path (bf16 autocast, channels_last) on the paired models, run where CI can: the CPU."""
+    import torch
+
+    from gan import pairs
+    from gan.state import Batches
+    from gan.tasks import make_task
+    from gan.training import build_state
+    from gan.updates import make_plan, train_step
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["task"].update(task)
+    params["model"].update(arch=arch, width=8, **({"blocks": 1} if arch == "srresnet" else {}))
+    params["train"].update(precision="bf16", batch_size=8)
+    cfg = parse_params(params)
+    images = np.random.default_rng(0).integers(0, 256, (32, 28, 28, 1), dtype=np.uint8)
+    sources = (pairs.masked(images, "centre", np.random.default_rng(0)) if arch == "unet"
+               else pairs.downsample(images, 2))
+    meta = {"shape": [28, 28, 1], "source_shape": list(sources.shape[1:])}
+    cpu = torch.device("cpu")
+    task_ = make_task(cfg, meta)
+    state = build_state(cfg, (28, 28, 1), cpu, 0, task=task_, fixed_inputs=torch.zeros(4, sources.shape[3], 7, 7))
+    plan = make_plan(cfg, 0, None, cpu, task=task_)
+    assert plan.precision == "bf16" and plan.channels_last
+    before = [p.detach().clone() for p in state.generator.parameters()]
+    stats = train_step(state, plan, Batches(images, "images", cpu, state.index_rng, source=sources))
+    assert set(stats) == set(task_.columns) and all(torch.isfinite(v) for v in stats.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, state.generator.parameters()))

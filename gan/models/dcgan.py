@@ -58,7 +58,7 @@ class Generator(nn.Module):
             ch //= 2
         blocks += [upsample_conv(ch, channels, upsample, bias=True), nn.Tanh()]
         self.body = ConditionalSequential(*blocks)
-        _init_weights(self)
+        normal_init(self)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         check_labels(y, self.num_classes, "generator")
@@ -81,14 +81,15 @@ class Discriminator(nn.Module):
             ch *= 2
         self.body = nn.Sequential(*layers)
         self.head = ProjectionHead(ch * base * base, num_classes)
-        _init_weights(self)
+        normal_init(self)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         features = self.body(x).flatten(1)  # (N, C, H, W) -> (N, top, base, base) -> (N, top * base^2)
         return self.head(features, y)  # (N,) logits
 
 
-def _init_weights(module: nn.Module) -> None:
+def normal_init(module: nn.Module) -> None:
+    """DCGAN's (and pix2pix's "normal") init: N(0, 0.02) weights, N(1, 0.02) batch-norm gains, zero biases."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.normal_(m.weight, 0.0, 0.02)

@@ -30,6 +30,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from gan.models.dcgan import normal_init
+
 DROPOUT_LAYERS = 3  # decoder layers next to the bottleneck with dropout (the paper's "CD512-CD512-CD512")
 PATCH_LAYERS = {16: 1, 34: 2, 70: 3}  # receptive field -> NLayerDiscriminator's n_layers
 
@@ -83,7 +85,7 @@ class UNet(nn.Module):
                 layers.append(nn.Dropout(0.5))
             up.append(nn.Sequential(*layers))
         self.up = nn.ModuleList(up)
-        _init_weights(self)
+        normal_init(self)  # pix2pix's "normal" init is DCGAN's
 
     def forward(self, source: torch.Tensor) -> torch.Tensor:
         skips = []
@@ -140,7 +142,7 @@ class PatchDiscriminator(nn.Module):
         if output_side(self.body, image_size) < 1:
             raise ValueError(f"a patch-{patch} D leaves no score on {image_size} px images; "
                              f"set a smaller model.patch or a larger data.image_size")
-        _init_weights(self)
+        normal_init(self)  # pix2pix's "normal" init is DCGAN's
 
     def forward(self, x: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
         if self.source_channels and source is None:
@@ -177,18 +179,6 @@ def output_side(module_or_layers: nn.Module | Iterable[nn.Module], side: int) ->
         kernel = conv.dilation[0] * (conv.kernel_size[0] - 1) + 1
         side = (side + 2 * conv.padding[0] - kernel) // conv.stride[0] + 1
     return side
-
-
-def _init_weights(module: nn.Module) -> None:
-    """pix2pix's "normal" init: N(0, 0.02) weights, N(1, 0.02) batch norm gains, zero biases."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.normal_(m.weight, 1.0, 0.02)
-            nn.init.zeros_(m.bias)
 
 
 def check_unconditional(arch: str, num_classes: int, pack: int) -> None:
