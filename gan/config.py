@@ -100,6 +100,10 @@ class TaskConfig:
     adversarial_weight: float = _param(1.0, _non_negative, ">= 0",
                                        doc="translation, super_resolution: the weight of the adversarial term in "
                                            "G's loss; 0: content only")
+    feature_weight: float = _param(0.0, _non_negative, ">= 0",
+                                   doc="translation, super_resolution: the weight of the perceptual term, L1 "
+                                       "between D's activations for the output and the target (feature "
+                                       "matching, pix2pixHD); 0: off")
 
 
 @dataclass(frozen=True)
@@ -343,6 +347,7 @@ def _yaml(value: Any) -> str:
 TASK_KEYS: dict[str, tuple[str, ...]] = {
     "source": ("translation",), "mask": ("translation",), "scale": ("super_resolution",),
     "content_weight": ("translation", "super_resolution"), "adversarial_weight": ("translation", "super_resolution"),
+    "feature_weight": ("translation", "super_resolution"),
 }
 
 
@@ -364,8 +369,9 @@ def _check_task(cfg: Config, kind: str, fail: Callable[[str], typing.NoReturn]) 
         fail(f"task.name={task.name} works on images, but data.name={cfg.data.name} gives {kind}")
     if task.name == "super_resolution" and cfg.data.image_size % task.scale:
         fail(f"data.image_size ({cfg.data.image_size}) must be divisible by task.scale ({task.scale})")
-    if task.content_weight == 0 and task.adversarial_weight == 0:
-        fail("task.content_weight and task.adversarial_weight are both 0: G would learn nothing; set one > 0")
+    if task.content_weight == 0 and task.adversarial_weight == 0 and task.feature_weight == 0:
+        fail("task.content_weight, task.adversarial_weight and task.feature_weight are all 0: G would learn "
+             "nothing; set one > 0")
     m, t = cfg.model, cfg.train
     generation_only = [("model.conditional", m.conditional, False), ("model.latent_components", m.latent_components, 0),
                        ("train.pack", t.pack, 1), ("train.ema_half_life_images", t.ema_half_life_images, 0.0),

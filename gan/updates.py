@@ -175,7 +175,9 @@ def g_update(state: "State", plan: Plan, fakes: Fakes | None = None) -> dict[str
     fake, condition, batch = fakes if fakes is not None else (*plan.task.fake(state, plan, None, graph=True), None)
     with plan.autocast():
         scores = plan.net(state.discriminator)(plan.d_view(fake.float()), **condition).float()
-    terms = plan.task.g_loss(plan.loss.g_loss(scores), fake, batch)
+    # feature matching compares D's activations for output and target, both unaugmented (the same view)
+    terms = plan.task.g_loss(plan.loss.g_loss(scores), fake, batch,
+                             features=lambda x: state.discriminator.features(x.float(), **condition))
     state.opt_g.zero_grad(set_to_none=True)
     terms["loss_g"].backward()
     plan.world.average_gradients(state.generator)

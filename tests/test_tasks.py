@@ -155,7 +155,7 @@ def test_the_prepared_sources_are_hashed_with_the_targets(tmp_path):
     ({"task": {"name": "translation"}, "model": {"arch": "unet"}, "train": {"augment": ["color"]}},
      "train.augment=[color] is not implemented for task.name=translation"),
     ({"task": {"name": "translation", "content_weight": 0, "adversarial_weight": 0}, "model": {"arch": "unet"}},
-     "both 0"),
+     "all 0"),
     ({"task": {"name": "translation"}, "model": {"arch": "unet", "patch": 50}}, "model.patch must be"),
 ])
 def test_task_params_are_checked_before_any_work(overrides, says):
@@ -239,3 +239,33 @@ def test_a_paired_step_runs_in_bf16_with_channels_last_on_the_cpu(arch, task):
     stats = train_step(state, plan, Batches(images, "images", cpu, state.index_rng, source=sources))
     assert set(stats) == set(task_.columns) and all(torch.isfinite(v) for v in stats.values())
     assert any(not torch.equal(a, b) for a, b in zip(before, state.generator.parameters()))
+
+
+def test_the_feature_matching_term_joins_g_s_loss_with_its_weight():
+    """task.feature_weight: L1 between D's activations for the output and the target, reported and added."""
+    import torch
+
+    from gan.state import Batches
+    from gan.tasks import make_task
+    from gan.training import build_state
+    from gan.updates import make_plan, train_step
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["task"].update(name="super_resolution", scale=2, content_weight=1.0, adversarial_weight=0.01,
+                          feature_weight=0.5)
+    params["model"].update(arch="srresnet", width=8, blocks=1)
+    params["train"].update(batch_size=8)
+    cfg = parse_params(params)
+    images = np.random.default_rng(0).integers(0, 256, (32, 28, 28, 1), dtype=np.uint8)
+    from gan import pairs
+
+    sources = pairs.downsample(images, 2)
+    cpu = torch.device("cpu")
+    task = make_task(cfg, {"shape": [28, 28, 1], "source_shape": [14, 14, 1]})
+    assert task.columns[-1] == "loss_features"
+    state = build_state(cfg, (28, 28, 1), cpu, 0, task=task, fixed_inputs=torch.zeros(4, 1, 14, 14))
+    stats = train_step(state, make_plan(cfg, 0, None, cpu, task=task),
+                       Batches(images, "images", cpu, state.index_rng, source=sources))
+    assert stats["loss_features"] > 0
+    total = 0.01 * stats["loss_adversarial"] + 1.0 * stats["loss_content"] + 0.5 * stats["loss_features"]
+    assert torch.isclose(stats["loss_g"], total, rtol=1e-5)

@@ -144,14 +144,27 @@ class PatchDiscriminator(nn.Module):
                              f"set a smaller model.patch or a larger data.image_size")
         normal_init(self)  # pix2pix's "normal" init is DCGAN's
 
+    def features(self, x: torch.Tensor, source: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """The activations after each LeakyReLU of the body: what feature matching compares (pix2pixHD)."""
+        h = self._pair(x, source)
+        out = []
+        for layer in self.body:
+            h = layer(h)
+            if isinstance(layer, nn.LeakyReLU):
+                out.append(h)
+        return out
+
     def forward(self, x: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.body(self._pair(x, source)))  # (N, P) logits
+
+    def _pair(self, x: torch.Tensor, source: torch.Tensor | None) -> torch.Tensor:
         if self.source_channels and source is None:
             raise ValueError(f"this D judges (source, image) pairs: pass the source ({self.source_channels} channels)")
         if not self.source_channels and source is not None:
             raise ValueError("this D judges images alone (source_channels=0) but was given a source")
         if source is not None:
             x = torch.cat([source, x], dim=1)  # (N, source_channels + C, H, W): the pair, judged together
-        return self.head(self.body(x))  # (N, P) logits
+        return x
 
 
 def _convs(module_or_layers: nn.Module | Iterable[nn.Module]) -> list[nn.Conv2d]:

@@ -16,7 +16,7 @@ here with a subclass of Task, its name in `make_task` and gan.catalog.TASKS, and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
@@ -56,8 +56,10 @@ class Task:
         """G's output for a batch (with G's graph when `graph`), and what D sees beside it."""
         raise NotImplementedError
 
-    def g_loss(self, adversarial: Tensor, fake: Tensor, batch: Batch | None) -> dict[str, Tensor]:
-        """G's total loss as "loss_g", and each of `terms` (unweighted), from the adversarial term."""
+    def g_loss(self, adversarial: Tensor, fake: Tensor, batch: Batch | None,
+               features: Callable[[Tensor], list[Tensor]] | None = None) -> dict[str, Tensor]:
+        """G's total loss as "loss_g", and each of `terms` (unweighted), from the adversarial term; `features`
+        gives D's activations for an image (beside the batch's condition), for a feature-matching term."""
         raise NotImplementedError
 
     def model_inputs(self) -> dict[str, Any]:

@@ -7,7 +7,7 @@ indices, then the latents, then the requested classes), so the same params give 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
@@ -46,5 +46,6 @@ class Generation(Task):
         with torch.set_grad_enabled(graph), plan.autocast():
             return plan.net(state.generator)(z, **condition), condition
 
-    def g_loss(self, adversarial: Tensor, fake: Tensor, batch: Batch | None) -> dict[str, Tensor]:
+    def g_loss(self, adversarial: Tensor, fake: Tensor, batch: Batch | None,
+               features: Callable[[Tensor], list[Tensor]] | None = None) -> dict[str, Tensor]:
         return {"loss_g": adversarial}
