@@ -87,8 +87,49 @@ def load(root: Path, name: str, params_file: str = "params.yaml") -> dict[str, A
     if not params.is_file():
         raise UserError(f"{params}: no such params file; run from the repository root")
     base = _read_yaml(params, "params file") or {}
-    parse_params(merge(base, changes), f"{path} (over {params_file})")
-    return flatten(changes)
+    changes = {**flatten(changes), **leftovers(base, changes)}
+    parse_params(merge(base, unflatten(changes)), f"{path} (over {params_file})")
+    return changes
+
+
+def leftovers(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """The keys a previous experiment left in params.yaml that this recipe's task or architecture does not
+    read, back to their defaults: after `gan recipe run inpaint`, params.yaml holds task.source: mask,
+    which `sr4` (super-resolution) would otherwise refuse as a key it does not read. A recipe that names
+    its architecture but not its task gets the architecture's task (the generation recipes predate tasks).
+    The recipe's own keys are never touched."""
+    from gan import catalog
+    from gan.config import TASK_KEYS, ModelConfig, TaskConfig
+
+    merged = merge(base, changes)
+    task, arch = merged.get("task", {}).get("name", TaskConfig.name), merged.get("model", {}).get("arch")
+    own = flatten(changes)
+    resets = {}
+    if "model.arch" in own and "task.name" not in own and arch in catalog.ARCHITECTURES:
+        task = catalog.ARCHITECTURES[arch].task  # a generation recipe names its arch, not its task
+        if merged.get("task", {}).get("name", TaskConfig.name) != task:
+            resets["task.name"] = task
+    unread = [("task", key, TaskConfig()) for key, readers in TASK_KEYS.items() if task not in readers]
+    if arch in catalog.ARCHITECTURES:
+        unread += [("model", key, ModelConfig()) for key in catalog.MODEL_OPTIONS
+                   if key not in catalog.ARCHITECTURES[arch].options]
+    for section, key, defaults in unread:
+        name, default = f"{section}.{key}", getattr(defaults, key)
+        if name not in own and merged.get(section, {}).get(key, default) != default:
+            resets[name] = default
+    return resets
+
+
+def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    """{"a.b": 1} -> {"a": {"b": 1}}."""
+    tree: dict[str, Any] = {}
+    for key, value in flat.items():
+        *sections, last = key.split(".")
+        node = tree
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[last] = value
+    return tree
 
 
 def yaml_value(value: Any) -> str:
