@@ -117,6 +117,21 @@ TABLES = (
         Row("real digits (held out; FID: as many training digits)", "edges2digit", suffix="_real"),
     ), (("L1 (cited)", ("–", "–", "–", "0.42")), ("cGAN (cited)", ("–", "–", "–", "0.57")),
         ("L1 + cGAN (cited)", ("–", "–", "–", "0.66")), ("ground truth (cited)", ("–", "–", "–", "0.80"))), PIX2PIX),
+    Table("inpaint", INPAINTING, (
+        Row("the masked input (baseline, from the recipe's runs)", "inpaint", suffix="_source"),
+        Row("L1 only", "inpaint", ("task.adversarial_weight=0",)),
+        Row("cGAN only", "inpaint", ("task.content_weight=0",)),
+        Row("L1 + cGAN (recipe, 16 x 16 PatchGAN)", "inpaint"),
+        Row("real digits (held out; FID: as many training digits)", "inpaint", suffix="_real"),
+    )),
+    Table("sr4", SUPER_RESOLUTION, (
+        Row("bicubic (baseline, from the recipe's runs)", "sr4", suffix="_bicubic"),
+        Row("content only (L1: the SRResNet analogue)", "sr4", ("task.adversarial_weight=0",)),
+        Row("adversarial only", "sr4", ("task.content_weight=0",)),
+        Row("content + adversarial 5e-3 (recipe: the SRGAN analogue)", "sr4"),
+        Row("real digits (held out; FID: as many training digits)", "sr4", suffix="_real"),
+    ), (("bicubic (cited)", ("28.43", "–", "–", "–")), ("SRResNet (cited)", ("32.05", "–", "–", "–")),
+        ("SRGAN (cited)", ("29.40", "–", "–", "–"))), SRGAN),
 )
 
 
