@@ -92,6 +92,8 @@ class TaskConfig:
     source: str = _param("edges", choices=catalog.TRANSLATION_SOURCES,
                          doc="translation: what G translates from (mask: inpainting)")
     mask: str = _param("random", choices=catalog.MASK_PLACEMENTS, doc="translation, source mask: where the hole is")
+    hole: float = _param(0.5, lambda x: 0 < x <= 1, "in (0, 1]",
+                         doc="translation, source mask: the square hole's side as a share of the image's side")
     scale: int = _param(4, lambda x: x in catalog.SR_SCALES, " or ".join(map(str, catalog.SR_SCALES)),
                         doc="super_resolution: the upscaling factor")
     content_weight: float = _param(100.0, _non_negative, ">= 0",
@@ -345,7 +347,7 @@ def _yaml(value: Any) -> str:
 
 # the task.* keys besides name, and the tasks that read each
 TASK_KEYS: dict[str, tuple[str, ...]] = {
-    "source": ("translation",), "mask": ("translation",), "scale": ("super_resolution",),
+    "source": ("translation",), "mask": ("translation",), "hole": ("translation",), "scale": ("super_resolution",),
     "content_weight": ("translation", "super_resolution"), "adversarial_weight": ("translation", "super_resolution"),
     "feature_weight": ("translation", "super_resolution"),
 }
@@ -365,6 +367,9 @@ def _check_task(cfg: Config, kind: str, fail: Callable[[str], typing.NoReturn]) 
             fail(f"task.{key} applies to task.name={' or '.join(readers)}, not {task.name}; remove it")
     if task.name == "generation":
         return
+    for key in ("mask", "hole"):
+        if task.source != "mask" and getattr(task, key) != getattr(defaults, key):
+            fail(f"task.{key} applies to task.source=mask, not {task.source}; remove it")
     if kind != "images":
         fail(f"task.name={task.name} works on images, but data.name={cfg.data.name} gives {kind}")
     if task.name == "super_resolution" and cfg.data.image_size % task.scale:

@@ -8,6 +8,7 @@ is redone with seeds seed..seed+R-1 and each number is the mean, with `<key>_rep
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import zipfile
@@ -84,8 +85,18 @@ class Extractors:
     def __init__(self, cfg: Config, evaluator: Evaluator, reference: dict[str, Any], device: torch.device):
         self.cfg, self.evaluator, self.reference, self.device = cfg, evaluator, reference, device
         self._inception: InceptionFeatures | None = None
+        self._last_samples: np.ndarray | None = None  # the samples of the last view, and their views by extractor
+        self._last: dict[str, FeatureView] = {}
 
     def view(self, extractor: str, samples: np.ndarray, labels: np.ndarray | None) -> FeatureView:
+        """The view of `samples` (embedded once: asked again for the last samples, the same view)."""
+        if samples is not self._last_samples:
+            self._last_samples, self._last = samples, {}
+        if extractor not in self._last:
+            self._last[extractor] = self._embed(extractor, samples, labels)
+        return self._last[extractor]
+
+    def _embed(self, extractor: str, samples: np.ndarray, labels: np.ndarray | None) -> FeatureView:
         batch = self.cfg.evaluate.batch_size
         if extractor in ("points", "domain"):
             return self.evaluator.view(samples, batch, self.device, labels)
@@ -116,15 +127,16 @@ def evaluate(cfg: Config, paths: EvaluatePaths) -> dict[str, float]:
     count = min(cfg.evaluate.num_samples, meta["test_size"]) if paired else cfg.evaluate.num_samples
     names, skipped = _plan(cfg, meta, reference, int(saved.get("num_classes", 0)) > 0)
     extractors = Extractors(cfg, evaluator, reference, device)
-    rounds = [_score(cfg, names, extractors, _samples(cfg, paths, meta, generator, r, device, count), r)
-              for r in range(cfg.evaluate.repeats)]
+    first = _samples(cfg, paths, meta, generator, 0, device, count)
+    rounds = [_score(cfg, names, extractors, first, 0)]
+    rounds += [_score(cfg, names, extractors, _samples(cfg, paths, meta, generator, r, device, count), r)
+               for r in range(1, cfg.evaluate.repeats)]
     metrics, per_class = _combine(rounds)
     if paired:  # beside the baseline and the real targets, by the same code (gan.tasks.scoring)
         from gan.tasks import scoring
 
-        outputs = load_samples(paths.samples, count, meta)[0]
-        metrics.update({k: significant(v) for k, v in scoring.score(saved, evaluator, prepared, outputs,
-                                                                     cfg.evaluate.batch_size, device,
+        embed = functools.partial(extractors.view, "domain", labels=None)  # the outputs' view: already made
+        metrics.update({k: significant(v) for k, v in scoring.score(saved, evaluator, prepared, first[0], embed,
                                                                      cfg.seed).items()})
     metrics, untrusted = _set_aside_untrusted(metrics, evaluator)
     protocol = _protocol(cfg, names, skipped, meta, evaluator, reference, count, saved)

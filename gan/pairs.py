@@ -107,8 +107,8 @@ SOURCES: dict[str, Callable[[np.ndarray], np.ndarray]] = {"edges": edges, "skele
 # ---------------------------------------------------------------------------- inpainting
 
 
-def masked(images: np.ndarray, placement: str, rng: np.random.Generator) -> np.ndarray:
-    """Inpainting inputs: each image with a square hole of side H // 2 set to 0, plus the hole as a channel.
+def masked(images: np.ndarray, placement: str, rng: np.random.Generator, size: float = 0.5) -> np.ndarray:
+    """Inpainting inputs: each image with a square hole of side int(size * H) set to 0, plus the hole as a channel.
 
     uint8 (N, H, W, C) -> uint8 (N, H, W, C + 1); the last channel is 255 inside the hole and 0 elsewhere,
     so the generator knows which zeros are missing and which are black. `placement` "centre" puts the
@@ -119,9 +119,10 @@ def masked(images: np.ndarray, placement: str, rng: np.random.Generator) -> np.n
     if placement not in PLACEMENTS:
         raise ValueError(f"masked: placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
     count, height, width, channels = images.shape
-    side = height // 2
+    side = int(size * height)  # 0.5: H // 2
     if side < 1 or side > width:
-        raise ValueError(f"masked: a hole of side H // 2 = {side} does not fit images of {height} x {width}")
+        raise ValueError(f"masked: a hole of side {size} x {height} = {side} px does not fit images of "
+                         f"{height} x {width}")
     if placement == "centre":
         tops = np.full(count, (height - side) // 2)
         lefts = np.full(count, (width - side) // 2)

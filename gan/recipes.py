@@ -110,6 +110,8 @@ def leftovers(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
         if merged.get("task", {}).get("name", TaskConfig.name) != task:
             resets["task.name"] = task
     unread = [("task", key, TaskConfig()) for key, readers in TASK_KEYS.items() if task not in readers]
+    if merged.get("task", {}).get("source", TaskConfig.source) != "mask":  # only inpainting reads these
+        unread += [("task", key, TaskConfig()) for key in ("mask", "hole") if task in TASK_KEYS[key]]
     if arch in catalog.ARCHITECTURES:
         unread += [("model", key, ModelConfig()) for key in catalog.MODEL_OPTIONS
                    if key not in catalog.ARCHITECTURES[arch].options]

@@ -21,7 +21,7 @@ def derive(task: Any, images: np.ndarray, seed: int, split: str) -> np.ndarray:
         return pairs.downsample(images, task.scale)
     if task.source == "mask":
         rng = np.random.default_rng([seed, 1 if split == "test" else 0, 0x6D61736B])  # "mask"
-        return pairs.masked(images, task.mask, rng)
+        return pairs.masked(images, task.mask, rng, task.hole)
     return pairs.SOURCES[task.source](images)
 
 
@@ -32,8 +32,9 @@ def describe(task: Any) -> dict[str, Any]:
     about = {"edges": "Canny (skimage.feature.canny, sigma 1) of the gray image",
              "skeleton": "skimage.morphology.skeletonize of the Otsu-thresholded gray image",
              "thick": "grayscale dilation with a disk of radius 1 (skimage.morphology.dilation)",
-             "mask": f"a box of half the side blanked ({task.mask}), the box as the last channel"}[task.source]
+             "mask": f"a box of {task.hole:g} of the side blanked ({task.mask}), the box as the last channel"}[task.source]
     entry = {"name": task.name, "source": task.source, "about": about}
     if task.source == "mask":
         entry["mask"] = task.mask
+        entry["hole"] = task.hole
     return entry

@@ -105,6 +105,16 @@ def test_masked_random_boxes_are_inside_differ_and_reproduce():
     assert not np.array_equal(out, pairs.masked(images, "random", np.random.default_rng(6)))
 
 
+@pytest.mark.parametrize("size, side", [(0.25, 4), (0.75, 12), (1.0, 16)])
+def test_the_hole_size_sets_the_box_side(size, side):
+    images = random_images(count=6, size=16, channels=1) | 1
+    for placement in ("centre", "random"):
+        holes = pairs.hole(pairs.masked(images, placement, np.random.default_rng(1), size))
+        for box in holes:
+            rows, cols = np.nonzero(box)
+            assert box.sum() == side * side and rows.max() - rows.min() == cols.max() - cols.min() == side - 1
+
+
 def test_masked_rejects_an_unknown_placement():
     with pytest.raises(ValueError, match="placement"):
         pairs.masked(random_images(), "corner", np.random.default_rng(0))

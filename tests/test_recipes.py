@@ -254,3 +254,7 @@ def test_a_recipe_resets_what_the_previous_experiment_left_that_its_task_does_no
     assert "task.mask=random" not in argv  # at its default already: nothing to reset
     argv = recipes.command(tmp_path, "mnist5k")  # back to generation: every task key the U-Net run left
     assert "task.source=edges" in argv and "model.arch=dcgan" in argv and "task.name=generation" in argv
+    params["task"].update(hole=0.25)  # an inpainting key: edges2digit (translation from edges) does not read it
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "recipes" / "edges2digit.yaml").write_text((ROOT / "recipes" / "edges2digit.yaml").read_text())
+    assert "task.hole=0.5" in recipes.command(tmp_path, "edges2digit")

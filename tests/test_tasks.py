@@ -157,6 +157,9 @@ def test_the_prepared_sources_are_hashed_with_the_targets(tmp_path):
     ({"task": {"name": "translation", "content_weight": 0, "adversarial_weight": 0}, "model": {"arch": "unet"}},
      "all 0"),
     ({"task": {"name": "translation"}, "model": {"arch": "unet", "patch": 50}}, "model.patch must be"),
+    ({"task": {"name": "translation", "hole": 0.25}, "model": {"arch": "unet"}},
+     "task.hole applies to task.source=mask, not edges; remove it"),
+    ({"task": {"name": "translation", "source": "mask", "hole": 0}, "model": {"arch": "unet"}}, "task.hole must be"),
 ])
 def test_task_params_are_checked_before_any_work(overrides, says):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())

@@ -19,10 +19,9 @@ accuracy on the outputs against the targets' labels is the analogue of pix2pix's
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
-import torch
 
 from gan import pairs
 from gan.metrics import restoration
@@ -55,11 +54,10 @@ def pixel_scores(saved: dict[str, Any], images: np.ndarray, targets: np.ndarray,
     return scores
 
 
-def domain_scores(evaluator: Any, images: np.ndarray, labels: np.ndarray | None, batch_size: int,
-                  device: torch.device, seed: int) -> dict[str, float]:
-    """The domain FID of `images` against the held-out targets, and the classifier's accuracy on their labels."""
-    view = evaluator.view(images, batch_size, device)
-    n = len(images)
+def domain_scores(view: FeatureView, labels: np.ndarray | None, seed: int) -> dict[str, float]:
+    """The domain FID of some images against the held-out targets (`view`: the evaluator's view of them), and
+    the classifier's accuracy on their labels."""
+    n = len(view.fake)
     scores = {result_key("fid_domain", "fid", n): fid(view, seed)["fid"]}
     if labels is not None and view.fake_logits is not None:
         scores[f"accuracy_domain_{count_tag(n)}"] = float(np.mean(view.fake_logits.argmax(1) == labels))
@@ -76,16 +74,16 @@ def real_scores(evaluator: Any, count: int, seed: int) -> dict[str, float]:
     return scores
 
 
-def score(saved: dict[str, Any], evaluator: Any, prepared: Any, images: np.ndarray, batch_size: int,
-          device: torch.device, seed: int) -> dict[str, float]:
-    """Every score of a paired task's outputs, beside its baseline's and the real targets'."""
+def score(saved: dict[str, Any], evaluator: Any, prepared: Any, images: np.ndarray,
+          embed: Callable[[np.ndarray], FeatureView], seed: int) -> dict[str, float]:
+    """Every score of a paired task's outputs, beside its baseline's and the real targets'. `embed` gives the
+    domain evaluator's view of some images (evaluate's, which has already embedded the outputs)."""
     targets, sources, labels = prepared.test_x[:len(images)], prepared.test_source[:len(images)], prepared.test_y
     labels = labels[:len(images)] if labels is not None else None
     name, base = baseline(saved, sources)
-    metrics = {**pixel_scores(saved, images, targets, sources),
-               **domain_scores(evaluator, images, labels, batch_size, device, seed)}
+    metrics = {**pixel_scores(saved, images, targets, sources), **domain_scores(embed(images), labels, seed)}
     for key, value in {**pixel_scores(saved, base, targets, sources),
-                       **domain_scores(evaluator, base, labels, batch_size, device, seed)}.items():
+                       **domain_scores(embed(base), labels, seed)}.items():
         metrics[f"{key}_{name}"] = value
     metrics.update(real_scores(evaluator, len(images), seed))
     return metrics
