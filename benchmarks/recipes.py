@@ -124,6 +124,12 @@ TABLES = (
         Row("L1 + cGAN (recipe, 16 x 16 PatchGAN)", "inpaint"),
         Row("real digits (held out; FID: as many training digits)", "inpaint", suffix="_real"),
     )),
+    Table("inpaint-small", INPAINTING, (
+        Row("the masked input (baseline, from the recipe's runs)", "inpaint-small", suffix="_source"),
+        Row("L1 only", "inpaint-small", ("task.adversarial_weight=0",)),
+        Row("L1 + cGAN (recipe, 16 x 16 PatchGAN)", "inpaint-small"),
+        Row("real digits (held out; FID: as many training digits)", "inpaint-small", suffix="_real"),
+    )),
     Table("sr4", SUPER_RESOLUTION, (
         Row("bicubic (baseline, from the recipe's runs)", "sr4", suffix="_bicubic"),
         Row("content only (L1: the SRResNet analogue)", "sr4", ("task.adversarial_weight=0",)),
@@ -132,6 +138,16 @@ TABLES = (
         Row("real digits (held out; FID: as many training digits)", "sr4", suffix="_real"),
     ), (("bicubic (cited)", ("28.43", "–", "–", "–")), ("SRResNet (cited)", ("32.05", "–", "–", "–")),
         ("SRGAN (cited)", ("29.40", "–", "–", "–"))), SRGAN),
+    Table("sr4-photos", SUPER_RESOLUTION[:3], (
+        Row("bicubic (baseline, from the recipe's runs)", "sr4-photos", suffix="_bicubic"),
+        Row("content only (L1: the SRResNet analogue)", "sr4-photos", ("task.adversarial_weight=0",)),
+        Row("adversarial only", "sr4-photos", ("task.content_weight=0",)),
+        Row("content + adversarial 5e-3 (recipe: the SRGAN analogue)", "sr4-photos"),
+        Row("recipe + feature matching on D's activations", "sr4-photos", ("task.feature_weight=1",)),
+        Row("other photos (training patches; FID only, a distance between photographs, not a floor)",
+            "sr4-photos", suffix="_real"),
+    ), (("bicubic (cited)", ("28.43", "–", "–")), ("SRResNet (cited)", ("32.05", "–", "–")),
+        ("SRGAN (cited)", ("29.40", "–", "–"))), SRGAN),
 )
 
 
