@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from gan import models
 from gan.config import parse_params
-from gan.data import DATASETS
+from gan.data.datasets import DATASETS
 from gan.distributed import SINGLE, World
 from gan.images import to_tensor
 from gan.training import Batches, build_state

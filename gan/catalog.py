@@ -3,7 +3,7 @@
 Validating params.yaml reads only this file (and the metric names in gan.metrics.registry),
 never the code behind the names: a dataset loader, a model, a loss or an augmentation is
 imported only by the stages that run it, so `dvc.yaml` can list each stage's real code and
-an edit reruns just the stages it affects. Each heavy registry (gan.data.DATASETS,
+an edit reruns just the stages it affects. Each heavy registry (gan.data.datasets.DATASETS,
 gan.models.ARCHITECTURES, gan.losses.LOSSES, gan.augment.TRANSFORMATIONS) has exactly these
 keys; tests/test_config.py holds the two sides together.
 """

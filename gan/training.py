@@ -23,23 +23,17 @@ from gan import checkpoint, distributed, models, provenance, sampling, tracking
 from gan.augment import DiffAugment
 from gan.config import Config, fingerprint
 from gan.data import content_hash, load_prepared
-from gan.divergence import TrainingDiverged, diverged, first_non_finite, non_finite_tensors
+from gan.divergence import Guard, TrainingDiverged
 from gan.ema import EMA
 from gan.errors import UserError, one_line
-from gan.evaluator import load_evaluator
-from gan.figures import save_columns, source_view
-from gan.images import to_stored, to_tensor
-from gan.metrics.frechet import fid
-from gan.metrics.modes import mode_scores
-from gan.metrics.registry import result_key
-from gan.reporting import Reporter, append_tsv, save_curves, write_tsv
+from gan.images import to_tensor
+from gan.progress import SCATTER_POINTS, TrainingScore, sample_grid
+from gan.reporting import Reporter, save_curves, write_tsv
 from gan.distributed import SINGLE, World
 from gan.runtime import generator_for, make_deterministic, resolve_device
 from gan.state import Batches, State
 from gan.tasks import Task, make_task
 from gan.updates import Plan, make_plan, train_step, uses_channels_last
-
-SCATTER_POINTS = 1000  # generated points in each 2-D progress plot
 
 
 @dataclass(frozen=True)
@@ -281,11 +275,11 @@ def _loop(state: State, cfg: Config, plan: Plan, paths: TrainPaths, ckpt: Path, 
                         columns=state.columns)
     sources = getattr(prepared, "test_source", None)
     targets = prepared.test_x[:len(state.fixed_z)] if sources is not None else None
-    scorer = TrainingScore(cfg, paths, state, run, sources) if t.eval_every else None
+    scorer = TrainingScore(cfg, paths.evaluator, paths.eval_history, state, run, sources) if t.eval_every else None
     if scorer is None:
         write_tsv(paths.eval_history, [], [])  # a DVC plots output even when no score is taken
     if state.step == 0 and not state.history:
-        _sample_grid(state, cfg, paths, batches, run, targets)
+        sample_grid(state, cfg, paths.samples, batches, run, targets)
         if scorer:
             scorer(state)
     started = time.perf_counter()
@@ -300,7 +294,7 @@ def _loop(state: State, cfg: Config, plan: Plan, paths: TrainPaths, ckpt: Path, 
             if step % t.log_every == 0 or sample or score or checkpoint_due:
                 guard.flush(reporter, weights=sample or score or checkpoint_due)
             if sample:
-                _sample_grid(state, cfg, paths, batches, run, targets)
+                sample_grid(state, cfg, paths.samples, batches, run, targets)
             if score:
                 scorer(state)
             if checkpoint_due:
@@ -322,114 +316,6 @@ def _loop(state: State, cfg: Config, plan: Plan, paths: TrainPaths, ckpt: Path, 
     print(f"train: done, {steps_done} steps in {elapsed:.1f}s ({summary['steps_per_second']} steps/s); "
           f"logging took {100 * summary['logging_fraction']:.2f}% of it")
     return summary
-
-
-class Guard:
-    """Stops the run at the first NaN or Inf, before anything non-finite is saved or logged as a model.
-
-    `flush` hands the losses to the Reporter, which copies them to the host anyway; they are checked
-    there, so the step itself gains no sync. The EMA weights are checked at every flush; all the
-    weights and optimiser moments before every picture, score and checkpoint.
-    """
-
-    def __init__(self, state: State, cfg: Config, ckpt: Path, saved_step: int | None):
-        self.state, self.cfg, self.ckpt, self.saved_step = state, cfg, ckpt, saved_step
-
-    def flush(self, reporter: Reporter, weights: bool) -> None:
-        history = self.state.history
-        start = len(history)
-        reporter.flush()
-        bad_loss = first_non_finite(history[start:], self.state.columns)
-        if bad_loss:
-            step, names = bad_loss
-            raise self._error(f"at step {step} {', '.join(names)} (checked at step {self.state.step})")
-        bad = non_finite_tensors(self._tensors(everything=weights))
-        if bad:
-            shown = ", ".join(bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
-            raise self._error(f"by step {self.state.step} the weights {shown} were not finite")
-
-    def _tensors(self, everything: bool) -> list[tuple[str, Any]]:
-        state = self.state
-        named = [(f"ema.{n}", p) for n, p in state.ema.model.state_dict().items()] if state.ema else []
-        if everything:
-            named += [(f"generator.{n}", p) for n, p in state.generator.state_dict().items()]
-            named += [(f"discriminator.{n}", p) for n, p in state.discriminator.state_dict().items()]
-            for label, opt in (("opt_g", state.opt_g), ("opt_d", state.opt_d)):
-                named += [(f"{label}.{i}.{k}", v) for i, s in opt.state_dict()["state"].items() for k, v in s.items()]
-        return named
-
-    def _error(self, what: str) -> TrainingDiverged:
-        kept = (f"the last good checkpoint (step {self.saved_step}) stays in {self.ckpt}" if self.saved_step
-                else "no checkpoint of this run had been written")
-        return diverged(what, kept, self.cfg)
-
-
-class TrainingScore:
-    """A cheap FID-style score (or mode coverage, for 2-D data) of G every train.eval_every steps.
-
-    It uses train.eval_samples samples from the same latents each time, so the curve shows G
-    changing, not the noise. It is a progress curve only: the final metrics come from the
-    final generator in the evaluate stage, and no checkpoint is picked by this score.
-    """
-
-    BATCH = 500  # memory only: G and the classifier run in eval mode, so results do not depend on it
-    # the registry metric, its computation (imported from its own module, not through every metric) and keys
-    SCORES = {"fid_domain": (fid, ("fid",)),
-              "modes": (mode_scores, ("modes_captured", "high_quality_pct", "reverse_kl", "spread_ratio"))}
-
-    def __init__(self, cfg: Config, paths: TrainPaths, state: State, run: tracking.TrackedRun,
-                 sources: Any = None):
-        self.sources = sources  # a paired task: the held-out sources, the first eval_samples of them scored
-        self.evaluator = load_evaluator(paths.evaluator)
-        self.name = "modes" if self.evaluator.kind == "points" else "fid_domain"
-        self.key = lambda k: result_key(self.name, k, cfg.train.eval_samples)
-        self.cfg, self.path, self.run = cfg, paths.eval_history, run
-        self.compute, keys = self.SCORES[self.name]
-        self.columns = [self.key(k) for k in keys]
-        write_tsv(self.path, self.columns, state.eval_history)
-
-    def _compute(self, state: State) -> dict[str, float]:
-        cfg, device = self.cfg, state.fixed_z.device
-        if self.sources is not None:
-            z, y = to_tensor(self.sources[:cfg.train.eval_samples], device), None
-        else:
-            z = sampling.noise(cfg.train.eval_samples, cfg.model.latent_dim,
-                               generator_for(cfg.seed, "train-eval", device), device)
-            y = self.labels(state, len(z))
-        view = self.evaluator.view(to_stored(state.sample(z, y)), self.BATCH, device)
-        return self.compute(view, cfg.seed)
-
-    @staticmethod
-    def labels(state: State, count: int) -> torch.Tensor | None:
-        """Balanced requested classes for a conditional G: the score sees every class equally."""
-        if state.fixed_y is None:
-            return None
-        return sampling.balanced_labels(count, int(state.fixed_y.max()) + 1, state.fixed_z.device)
-
-    def __call__(self, state: State) -> None:
-        scores = {self.key(k): v for k, v in self._compute(state).items()}
-        row = [float(state.step), *(scores[c] for c in self.columns)]
-        state.eval_history.append(row)
-        append_tsv(self.path, [row])
-        self.run.log_metrics([(state.step, {f"train_eval/{k}": v for k, v in scores.items()})])
-
-
-def _sample_grid(state: State, cfg: Config, paths: TrainPaths, batches: Batches, run: tracking.TrackedRun,
-                 targets: Any = None) -> None:
-    """A grid of G(fixed z) at this step, on disk and in MLflow; 2-D data gets a scatter plot, and a paired
-    task the triptychs of its fixed held-out pairs (`targets`: their target images)."""
-    fake = state.sample(state.fixed_z, state.fixed_y)
-    path = paths.samples / f"step_{state.step:06d}.png"
-    if targets is not None:  # a paired task: held-out source | output | target
-        outputs = to_stored(fake)
-        sources = source_view(to_stored(state.fixed_z), outputs.shape[1:])
-        save_columns([("source", sources), ("output", outputs), ("target", targets)], path, rows=len(outputs))
-    elif fake.dim() == 4:
-        sampling.save_grid(fake, path, cfg.generate.grid_rows)
-    else:
-        real = batches.data[:SCATTER_POINTS].cpu().numpy()  # a fixed slice: drawing would move the batch RNG
-        sampling.save_scatter(real, fake.cpu().numpy(), path)
-    run.log_artifact(path, "samples")
 
 
 def _log_model(state: State, cfg: Config, run: tracking.TrackedRun, weights_file: Path) -> None:

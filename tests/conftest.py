@@ -270,7 +270,7 @@ def copy_repository(dest: Path, params: dict) -> tuple[Path, dict[str, str]]:
 def make_run_dir(path: Path, params: dict) -> Path:
     """A folder ready for `stages/train.py`: params.yaml, prepared data and the evaluator."""
     from gan.config import parse_params
-    from gan.data import prepare
+    from gan.data.datasets import prepare
     from gan.features import build_evaluator
 
     path.mkdir()

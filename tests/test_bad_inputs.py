@@ -19,7 +19,8 @@ from conftest import ROOT, run_stage, write_params
 from gan import models
 from gan.checkpoint import FORMAT_VERSION, PREVIOUS, load_checkpoint, remove_stale_temps, save_checkpoint
 from gan.config import parse_params
-from gan.data import load_prepared, prepare
+from gan.data import load_prepared
+from gan.data.datasets import prepare
 from gan.errors import UserError
 from gan.evaluation import load_samples
 from gan.features import build_evaluator

@@ -122,10 +122,11 @@ def test_a_gradient_penalty_with_a_batch_norm_discriminator_names_both_keys():
 
 def test_the_catalog_of_names_matches_every_registry_behind_it():
     """params validation reads gan.catalog only; each heavy registry must have exactly its names."""
-    from gan import augment, catalog, data, losses, models
+    from gan import augment, catalog, losses, models
+    from gan.data import datasets
     from gan.metrics import families, registry
 
-    assert {n: s.kind for n, s in data.DATASETS.items()} == catalog.DATASET_KINDS
+    assert {n: s.kind for n, s in datasets.DATASETS.items()} == catalog.DATASET_KINDS
     assert {n: a.spec for n, a in models.ARCHITECTURES.items()} == catalog.ARCHITECTURES
     assert set(losses.LOSSES) == set(catalog.LOSSES)
     assert {n for n, loss in losses.LOSSES.items() if loss.uses_gradient_penalty} == set(catalog.GRADIENT_PENALTY_LOSSES)

@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from gan.config import Config, parse_params
-from gan.data import DATASETS, IMAGE_EXTENSIONS, Split, content_hash, load_prepared, prepare
+from gan.data import content_hash, load_prepared
+from gan.data.datasets import DATASETS, IMAGE_EXTENSIONS, Split, prepare
 from gan.errors import UserError
 
 

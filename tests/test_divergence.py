@@ -12,9 +12,9 @@ from mlflow.tracking import MlflowClient
 from conftest import make_run_dir, run_stage
 from gan import checkpoint, tracking
 from gan.config import parse_params
-from gan.divergence import TrainingDiverged
+from gan.divergence import Guard, TrainingDiverged
 from gan.losses import LOSSES
-from gan.training import Batches, Guard, TrainPaths, _loop, build_state, checkpoint_path, run_fingerprint
+from gan.training import Batches, TrainPaths, _loop, build_state, checkpoint_path, run_fingerprint
 from gan.updates import make_plan, train_step
 
 DIVERGING = {

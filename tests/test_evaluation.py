@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gan.config import parse_params
-from gan.data import prepare
+from gan.data.datasets import prepare
 from gan.errors import UserError
 from gan.evaluation import EvaluatePaths, evaluate, recipe_hint
 from gan.evaluator import load_evaluator

@@ -13,7 +13,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from gan import checkpoint
 from gan.config import parse_params
-from gan.data import DATASETS
+from gan.data.datasets import DATASETS
 from gan.errors import UserError
 from gan.metrics.frechet import frechet_distance, gaussian_stats
 from gan.runtime import make_deterministic, resolve_device

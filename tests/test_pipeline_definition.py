@@ -51,13 +51,15 @@ def test_a_loss_model_or_augmentation_edit_reaches_only_train_generate_and_evalu
     """The issue's contract for which stages an edit of each kind of code reruns."""
     users = {name: {s for s in DVC["stages"] if name in _listed_code(s)}
              for name in ("gan/losses.py", "gan/augment.py", "gan/models/dcgan.py", "gan/metrics/kid.py",
-                          "gan/metrics/frechet.py", "gan/data.py")}
+                          "gan/metrics/frechet.py", "gan/data/datasets.py",
+                          "gan/data/prepared.py", "gan/sources.py")}
     assert users["gan/losses.py"] == {"train"}
     assert users["gan/augment.py"] == {"features", "train"}  # DiffAugment, and the self-supervised views
     assert users["gan/models/dcgan.py"] == {"train", "generate", "evaluate"}
     assert users["gan/metrics/kid.py"] == {"features", "evaluate"}  # features: the sanity ladder
     assert users["gan/metrics/frechet.py"] == {"features", "reference", "train", "evaluate"}  # the in-training score
-    assert users["gan/data.py"] == set(DVC["stages"]) - {"plots_page"}  # the page holds no data
+    assert users["gan/data/prepared.py"] == set(DVC["stages"]) - {"plots_page"}  # the page holds no data
+    assert users["gan/data/datasets.py"] == users["gan/sources.py"] == {"prepare"}  # loaders: prepare alone
 
 
 @pytest.mark.parametrize("stage", sorted(DVC["stages"]))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gan.config import parse_params
-from gan.data import prepare
+from gan.data.datasets import prepare
 from gan.evaluator import load_evaluator
 from gan.features import build_evaluator
 from gan.trust import DAMAGES, chance_check, damaged
