@@ -19,25 +19,11 @@ import torch
 
 from gan import sampling
 from gan.errors import UserError
+from gan.strokes import ATTRIBUTES, attributes  # the measures `gan arithmetic` walks
 from gan.images import to_stored
 from gan.runtime import generator_for
 
-ATTRIBUTES = ("thickness", "slant")
 WALK = (-2.0, -1.0, 0.0, 1.0, 2.0)  # steps along a unit of a direction (its length: top minus bottom quarter)
-
-
-def attributes(images: np.ndarray) -> dict[str, np.ndarray]:
-    """uint8 (N, H, W, C) -> {name: (N,) values}: ink share and slant of each image (channels averaged)."""
-    ink = images.astype(np.float64).mean(axis=3) / 255.0  # (N, H, W) in [0, 1]
-    mass = ink.sum(axis=(1, 2)) + 1e-9
-    h, w = ink.shape[1:]
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
-    cy = (ink * ys).sum(axis=(1, 2)) / mass
-    cx = (ink * xs).sum(axis=(1, 2)) / mass
-    dy, dx = ys[None] - cy[:, None, None], xs[None] - cx[:, None, None]
-    mu11 = (ink * dx * dy).sum(axis=(1, 2)) / mass
-    mu02 = (ink * dy * dy).sum(axis=(1, 2)) / mass + 1e-9
-    return {"thickness": ink.mean(axis=(1, 2)), "slant": -mu11 / mu02}  # rows grow downwards: lean right > 0
 
 
 def direction(z: torch.Tensor, values: np.ndarray, share: float = 0.25) -> torch.Tensor:

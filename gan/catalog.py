@@ -27,7 +27,9 @@ DATASET_KINDS: dict[str, str] = {
 
 
 # task.name: what G maps from and to (gan.tasks); each task trains the architectures that take its input
-TASKS: tuple[str, ...] = ("generation", "translation", "super_resolution")
+TASKS: tuple[str, ...] = ("generation", "translation", "super_resolution", "text")
+TEXT_ENCODERS: tuple[str, ...] = ("wordllama", "scratch")  # task.encoder: pretrained token vectors, or learned
+CAPTIONED_DATASETS: tuple[str, ...] = ("mnist5k", "mnist", "folder")  # task.name=text: where captions come from
 # task.source (translation): what G translates from, derived from the target images in prepare (gan.pairs)
 TRANSLATION_SOURCES: tuple[str, ...] = ("edges", "skeleton", "thick", "mask")
 MASK_PLACEMENTS: tuple[str, ...] = ("random", "centre")  # task.mask: where the inpainting hole is
@@ -43,6 +45,7 @@ class ArchitectureSpec:
     options: tuple[str, ...] = ()  # the keys of MODEL_OPTIONS this architecture reads
     convolutional: bool = False  # bf16 and channels_last pay off (train.precision: auto takes bf16 on CUDA)
     task: str = "generation"  # the task whose input G takes (task.name)
+    text: bool = False  # also task.name=text: G and D take a sentence vector (vector-conditional batch norm)
 
 
 # model.* keys that only some architectures read; each architecture's builder takes them as keywords
@@ -54,7 +57,7 @@ UPSAMPLES: tuple[str, ...] = ("transposed", "nearest")
 ARCHITECTURES: dict[str, ArchitectureSpec] = {
     "mlp": ArchitectureSpec(("points", "images"), options=("depth", "d_depth", "d_width", "g_norm", "d_activation")),
     "dcgan": ArchitectureSpec(("images",), (28, 32, 64), d_batch_norm=True, options=("upsample",),
-                              convolutional=True),
+                              convolutional=True, text=True),
     "resnet": ArchitectureSpec(("images",), (32,), convolutional=True),
     # pix2pix: U-Net G (dropout as its noise) and a PatchGAN D on the (source, image) pair
     "unet": ArchitectureSpec(("images",), d_batch_norm=True, options=("patch",), convolutional=True,

@@ -34,13 +34,16 @@ from gan.images import to_stored
 
 def load_model(uri: str, device: torch.device, task: str = "generation") -> tuple[torch.nn.Module, dict[str, Any], str]:
     """(G in eval mode, its metadata, where it came from) for a path or an MLflow URI; `task`: what the
-    command needs ("paired": translation or super-resolution)."""
+    command needs ("generation": noise -> image only; "sample": that or text -> image; "paired": translation
+    or super-resolution)."""
     generator, saved, source = _load(uri, device)
     kind = saved.get("task", "generation")
-    if task == "generation" and kind != "generation":
+    if task in ("generation", "sample") and kind not in ("generation", "text"):
         raise UserError(f"--model {uri} is a {kind} model (it maps images to images); use `gan apply`")
-    if task == "paired" and kind == "generation":
-        raise UserError(f"--model {uri} is a generation model (noise -> image); use `gan sample`")
+    if task == "generation" and kind == "text":
+        raise UserError(f"--model {uri} is a text-to-image model; use `gan sample --model {uri} --prompt \"...\"`")
+    if task == "paired" and kind in ("generation", "text"):
+        raise UserError(f"--model {uri} is a {kind} model (it draws images, it does not map them); use `gan sample`")
     return generator, saved, source
 
 
@@ -104,12 +107,44 @@ def sample(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise UserError(f"-n {args.n}: ask for at least one sample")
     device = torch.device("cpu")
-    generator, saved, source = load_model(args.model, device)
+    generator, saved, source = load_model(args.model, device, task="sample")
+    if saved.get("task") == "text" or args.prompt:
+        return _sample_prompts(args, generator, saved, source, out)
     z = sampling.noise(args.n, saved["latent_dim"], generator_for(args.seed, "gan-sample", device), device)
     labels = _classes(saved, args.class_, args.n, device)
     samples = sampling.sample(generator, z, 500, labels)
     _write(samples, labels, out, args.rows or math.ceil(math.sqrt(args.n)))
     print(f"gan sample: {args.n} samples of {source}, seed {args.seed} -> {out}")
+    return 0
+
+
+def _sample_prompts(args: argparse.Namespace, generator: torch.nn.Module, saved: dict[str, Any], source: str,
+                    out: Path) -> int:
+    """A text-to-image G: -n samples for each --prompt, one row per prompt (the same latents in every row)."""
+    from gan import sampling, text
+    from gan.runtime import generator_for
+
+    if saved.get("task") != "text":
+        raise UserError(f"--prompt: {args.model} is not a text-to-image model (task {saved.get('task', 'generation')})"
+                        f"; leave --prompt out")
+    if not args.prompt or not all(p.strip() for p in args.prompt):
+        raise UserError(f"{args.model} is a text-to-image model: say what to draw, e.g. "
+                        f"--prompt \"a thick 7 leaning right\" (repeat --prompt for more rows)")
+    if args.class_ is not None:
+        raise UserError("--class: a text-to-image model takes --prompt, not a class; name the digit in the prompt")
+    device = torch.device("cpu")
+    tokens = text.tokenize(args.prompt, int(saved["task_inputs"]["text"]["max_len"])).repeat_interleave(args.n, 0)
+    z = sampling.noise(args.n, saved["latent_dim"], generator_for(args.seed, "gan-sample", device), device)
+    with torch.no_grad():
+        samples = sampling.sample(generator, z.repeat(len(args.prompt), 1), 500, tokens)
+    if out.suffix == ".npz":
+        np.savez(out, x=to_stored(samples), prompt=np.repeat(np.array(args.prompt, dtype=np.str_), args.n))
+    else:
+        from gan.tasks.prompting import save_rows
+
+        images = to_stored(samples)
+        save_rows(args.prompt, images.reshape(len(args.prompt), args.n, *images.shape[1:]), out)
+    print(f"gan sample: {args.n} samples for each of {len(args.prompt)} prompts of {source}, seed {args.seed} -> {out}")
     return 0
 
 
@@ -271,6 +306,8 @@ def main(command: str, argv: list[str]) -> int:
     elif command == "sample":
         parser.add_argument("-n", type=int, default=64, help="samples (default: %(default)s)")
         parser.add_argument("--class", dest="class_", type=int, help="the class a conditional G is asked for")
+        parser.add_argument("--prompt", action="append",
+                            help="a text-to-image G's caption; repeat for several (one row of -n samples each)")
         parser.add_argument("--rows", type=int, help="images per grid row (default: a square)")
     elif command == "interpolate":
         parser.add_argument("--rows", type=int, default=8, help="walks (default: %(default)s)")

@@ -102,6 +102,13 @@ class TaskConfig:
     adversarial_weight: float = _param(1.0, _non_negative, ">= 0",
                                        doc="translation, super_resolution: the weight of the adversarial term in "
                                            "G's loss; 0: content only")
+    encoder: str = _param("wordllama", choices=catalog.TEXT_ENCODERS,
+                          doc="text: wordllama (frozen pretrained token vectors from the wordllama wheel, a small "
+                              "trained encoder on top) or scratch (word vectors learned from the captions alone)")
+    text_dim: int = _param(64, _positive, "> 0", doc="text: the size of the sentence vector G and D are conditioned on")
+    captions: int = _param(3, _positive, "> 0", doc="text: captions kept per training image (one drawn per step)")
+    mismatch: bool = _param(True, doc="text: GAN-CLS's matching-aware D (a real image with another image's "
+                                      "caption counts as fake)")
     feature_weight: float = _param(0.0, _non_negative, ">= 0",
                                    doc="translation, super_resolution: the weight of the perceptual term, L1 "
                                        "between D's activations for the output and the target (feature "
@@ -157,6 +164,10 @@ class FeaturesConfig:
     lr: float = _param(1e-3, _positive, "> 0")
 
 
+DEFAULT_PROMPTS = ("a thick 7 leaning right", "a thin 1 upright", "a bold seven slanted to the right", "2, thin, upright",
+                   "the number zero, heavy, straight", "an image of a skinny 4 that is italic")
+
+
 @dataclass(frozen=True)
 class GenerateConfig:
     num_samples: int = _param(5000, _positive, "> 0")
@@ -164,6 +175,9 @@ class GenerateConfig:
     grid_rows: int = _param(8, _positive, "> 0", doc="the sample grid is grid_rows x grid_rows")
     interpolation_rows: int = _param(8, _positive, "> 0")
     interpolation_steps: int = _param(10, lambda x: x >= 2, ">= 2")
+    prompts: tuple[str, ...] = _param(DEFAULT_PROMPTS, lambda x: len(x) > 0 and all(str(p).strip() for p in x),
+                                      "a non-empty list of non-empty captions",
+                                      doc="task.name=text: the prompts of the sample figure, one row each")
 
 
 DEFAULT_METRICS = ("fid_domain", "kid_domain", "pr_domain", "dc_domain", "is_domain", "fid_per_class_domain",
@@ -350,6 +364,7 @@ TASK_KEYS: dict[str, tuple[str, ...]] = {
     "source": ("translation",), "mask": ("translation",), "hole": ("translation",), "scale": ("super_resolution",),
     "content_weight": ("translation", "super_resolution"), "adversarial_weight": ("translation", "super_resolution"),
     "feature_weight": ("translation", "super_resolution"),
+    "encoder": ("text",), "text_dim": ("text",), "captions": ("text",), "mismatch": ("text",),
 }
 
 
@@ -357,7 +372,9 @@ def _check_task(cfg: Config, kind: str, fail: Callable[[str], typing.NoReturn]) 
     """The task, its architecture and the keys that only generation reads."""
     task, arch = cfg.task, cfg.model.arch
     owner = catalog.ARCHITECTURES[arch].task
-    if owner != task.name:
+    if task.name == "text":
+        _check_text(cfg, fail)
+    elif owner != task.name:
         fitting = [n for n, a in catalog.ARCHITECTURES.items() if a.task == task.name]
         fail(f"model.arch={arch} is a {owner} architecture, but task.name={task.name}; set model.arch: "
              f"{' or '.join(fitting)}")
@@ -365,7 +382,9 @@ def _check_task(cfg: Config, kind: str, fail: Callable[[str], typing.NoReturn]) 
     for key, readers in TASK_KEYS.items():
         if task.name not in readers and getattr(task, key) != getattr(defaults, key):
             fail(f"task.{key} applies to task.name={' or '.join(readers)}, not {task.name}; remove it")
-    if task.name == "generation":
+    if task.name != "text" and cfg.generate.prompts != GenerateConfig().prompts:
+        fail(f"generate.prompts applies to task.name=text, not {task.name}; remove it")
+    if task.name in ("generation", "text"):
         return
     for key in ("mask", "hole"):
         if task.source != "mask" and getattr(task, key) != getattr(defaults, key):
@@ -386,6 +405,24 @@ def _check_task(cfg: Config, kind: str, fail: Callable[[str], typing.NoReturn]) 
     for key, value, off in generation_only:
         if value != off:
             fail(f"{key}={_yaml(value)} is not implemented for task.name={task.name}; set {key}: {_yaml(off)}")
+
+
+def _check_text(cfg: Config, fail: Callable[[str], typing.NoReturn]) -> None:
+    """Text-to-image: captions must come from somewhere, and G takes a sentence instead of a class."""
+    if cfg.data.name not in catalog.CAPTIONED_DATASETS:
+        fail(f"task.name=text needs captions, which data.name={cfg.data.name} does not have; use mnist5k or mnist "
+             f"(captions made from the label and the stroke's thickness and slant) or folder (a .txt of captions "
+             f"beside each image)")
+    if not catalog.ARCHITECTURES[cfg.model.arch].text:
+        fitting = " or ".join(n for n, a in catalog.ARCHITECTURES.items() if a.text)
+        fail(f"model.arch={cfg.model.arch} cannot be conditioned on text (task.name=text); set model.arch: {fitting}")
+    m, t = cfg.model, cfg.train
+    for key, value, off in (("model.conditional", m.conditional, False), ("model.latent_components",
+                            m.latent_components, 0), ("train.pack", t.pack, 1),
+                            ("train.ema_half_life_images", t.ema_half_life_images, 0.0),
+                            ("evaluate.repeats", cfg.evaluate.repeats, 1)):
+        if value != off:
+            fail(f"{key}={_yaml(value)} is not implemented for task.name=text; set {key}: {_yaml(off)}")
 
 
 # keys that were renamed: an old params.yaml gets the new name instead of "unknown key"

@@ -123,7 +123,7 @@ def evaluate(cfg: Config, paths: EvaluatePaths) -> dict[str, float]:
     device = resolve_device(cfg.train.device)
     generator = load_generator(paths.generator, device)  # for the classes it takes, and for repeats
     saved = generator[1]
-    paired = saved["task"] != "generation"
+    paired = saved["task"] not in ("generation", "text")  # text scores its samples as generation does, and more
     count = min(cfg.evaluate.num_samples, meta["test_size"]) if paired else cfg.evaluate.num_samples
     names, skipped = _plan(cfg, meta, reference, int(saved.get("num_classes", 0)) > 0)
     extractors = Extractors(cfg, evaluator, reference, device)
@@ -138,6 +138,12 @@ def evaluate(cfg: Config, paths: EvaluatePaths) -> dict[str, float]:
         embed = functools.partial(extractors.view, "domain", labels=None)  # the outputs' view: already made
         metrics.update({k: significant(v) for k, v in scoring.score(saved, evaluator, prepared, first[0], embed,
                                                                      cfg.seed).items()})
+    if saved["task"] == "text":  # the prompted sets of each phrasing (gan.tasks.prompting)
+        from gan.tasks import prompting
+
+        with np.load(paths.samples) as stored:
+            metrics.update({k: significant(v) for k, v in prompting.score_prompts(
+                evaluator, dict(stored), cfg.evaluate.batch_size, device).items()})
     metrics, untrusted = _set_aside_untrusted(metrics, evaluator)
     protocol = _protocol(cfg, names, skipped, meta, evaluator, reference, count, saved)
     _write(paths, metrics, per_class, protocol, untrusted)
@@ -280,6 +286,8 @@ def registered_name(data: str, task: dict[str, Any] | None, arch: str) -> str:
     super_resolution-x4. Models that answer different questions never share a name, nor an @best."""
     if not task:
         return f"gan-{data}-{arch}"
+    if task["name"] == "text":
+        return f"gan-{data}-text-{arch}"
     label = f"{task['name']}-x{task['scale']}" if task["name"] == "super_resolution" else f"{task['name']}-{task['source']}"
     return f"gan-{data}-{label}-{arch}"
 
@@ -327,7 +335,13 @@ def _protocol(cfg: Config, names: list[str], skipped: dict[str, str], meta: dict
     checks = {"kind": evaluator.kind, "trusted": evaluator.trusted, "warning": evaluator.warning,
               **(evaluator.checks or {})}
     protocol = {"metrics": entries, "skipped": skipped, "evaluator": checks}
-    if saved is not None and saved["task"] != "generation":
+    if saved is not None and saved["task"] == "text":
+        from gan.tasks import prompting
+
+        protocol["task"] = {"name": "text", "encoder": saved["task_inputs"]["text"]["encoder"],
+                            "whole_set": f"{count} images for the held-out images' own captions",
+                            "about": prompting.__doc__.strip()}
+    elif saved is not None and saved["task"] != "generation":
         from gan.tasks import scoring
 
         protocol["task"] = {**meta.get("task", {}), "pairs": count, "about": scoring.__doc__.strip()}

@@ -41,6 +41,8 @@ def generate(cfg: Config, paths: GeneratePaths) -> Path:
     device = resolve_device(cfg.train.device)
     make_deterministic(cfg.seed, device)
     generator, saved = load_generator(paths.generator, device)
+    if saved["task"] == "text":
+        return _generate_text(cfg, paths, generator, saved, device)
     if saved["task"] != "generation":
         return _generate_paired(cfg, paths, generator, saved, device)
     g, classes = cfg.generate, int(saved.get("num_classes", 0))
@@ -94,6 +96,32 @@ def _generate_paired(cfg: Config, paths: GeneratePaths, generator: torch.nn.Modu
     run.finish(stage="generate")
     print(f"generate: {len(outputs)} outputs of {saved['task']} on the held-out sources to "
           f"{paths.out / 'samples.npz'}, figures in {paths.figures}")
+    return paths.out / "samples.npz"
+
+
+def _generate_text(cfg: Config, paths: GeneratePaths, generator: torch.nn.Module, saved: dict,
+                   device: torch.device) -> Path:
+    """Text-to-image: images for the held-out captions and for requests in every phrasing, the prompts
+    figure (one row per prompt of generate.prompts) and the nearest training images (gan.tasks.prompting)."""
+    from gan.tasks import prompting
+
+    prepared = load_prepared(paths.prepared)
+    if prepared.meta["sha256"] != saved["data_sha256"]:
+        raise UserError(f"{paths.generator} was trained on other data than {paths.prepared}; run `dvc repro train`")
+    arrays = prompting.samples(cfg, generator, saved, prepared, device)
+    shutil.rmtree(paths.out, ignore_errors=True)
+    shutil.rmtree(paths.figures, ignore_errors=True)
+    paths.out.mkdir(parents=True)
+    np.savez(paths.out / "samples.npz", **arrays)
+    prompting.figure(cfg, generator, saved, device, paths.figures / "prompts.png")
+    _neighbours(arrays["x"][:NEIGHBOUR_ROWS], paths, paths.figures / "neighbours.png")
+    run = tracking.reopen_run(paths.run_link, {f"generate.{k}": v for k, v in cfg.to_dict()["generate"].items()})
+    for figure in sorted(paths.figures.glob("*.png")):
+        run.log_artifact(figure, "generate")
+    run.finish(stage="generate")
+    print(f"generate: {len(arrays['x'])} images for the held-out captions and "
+          f"{sum(len(v) for k, v in arrays.items() if k.endswith('_request'))} for prompted requests to "
+          f"{paths.out / 'samples.npz'}; prompts.png in {paths.figures}")
     return paths.out / "samples.npz"
 
 

@@ -42,8 +42,9 @@ class TrainingScore:
               "modes": (mode_scores, ("modes_captured", "high_quality_pct", "reverse_kl", "spread_ratio"))}
 
     def __init__(self, cfg: Config, evaluator: Path, history: Path, state: State, run: tracking.TrackedRun,
-                 sources: Any = None):
+                 sources: Any = None, captions: torch.Tensor | None = None):
         self.sources = sources  # a paired task: the held-out sources, the first eval_samples of them scored
+        self.captions = captions  # text-to-image: the held-out images' caption tokens (M, L), cycled
         self.evaluator = load_evaluator(evaluator)
         self.name = "modes" if self.evaluator.kind == "points" else "fid_domain"
         self.key = lambda k: result_key(self.name, k, cfg.train.eval_samples)
@@ -59,9 +60,13 @@ class TrainingScore:
         else:
             z = sampling.noise(cfg.train.eval_samples, cfg.model.latent_dim,
                                generator_for(cfg.seed, "train-eval", device), device)
-            y = self.labels(state, len(z))
+            y = self.labels(state, len(z)) if self.captions is None else self._captions(len(z), device)
         view = self.evaluator.view(to_stored(state.sample(z, y)), self.BATCH, device)
         return self.compute(view, cfg.seed)
+
+    def _captions(self, count: int, device: torch.device) -> torch.Tensor:
+        repeats = -(-count // len(self.captions))
+        return self.captions.repeat(repeats, 1)[:count].to(device)
 
     @staticmethod
     def labels(state: State, count: int) -> torch.Tensor | None:

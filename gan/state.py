@@ -112,10 +112,11 @@ class Batches:
     """
 
     def __init__(self, train_x: Any, kind: str, device: torch.device, rng: torch.Generator, train_y: Any = None,
-                 source: Any = None):
+                 source: Any = None, tokens: Any = None):
         self.data = torch.as_tensor(train_x).to(device)  # uint8 (N, H, W, C) or float32 (N, 2)
         self.labels = torch.as_tensor(train_y).to(device) if train_y is not None else None  # (N,) int64
         self.source = torch.as_tensor(source).to(device) if source is not None else None  # uint8 (N, h, w, c)
+        self.tokens = torch.as_tensor(tokens).to(device) if tokens is not None else None  # int64 (N, K, L) captions
         self.images = kind == "images"
         self.rng = rng
 
@@ -123,7 +124,8 @@ class Batches:
         return len(self.data)
 
     def draw(self, batch_size: int) -> dict[str, torch.Tensor]:
-        """{"x": (B, C, H, W) in [-1, 1] or (B, 2)}, with "y" (B,) labels and "source" (B, c, h, w) when kept."""
+        """{"x": (B, C, H, W) in [-1, 1] or (B, 2)}, with "y" (B,) labels, "source" (B, c, h, w) and "tokens"
+        (B, L) (one caption of each image) when kept."""
         idx = torch.randint(len(self.data), (batch_size,), generator=self.rng, device=self.rng.device)
         batch = self.data[idx]
         drawn = {"x": to_tensor(batch, batch.device) if self.images else batch}
@@ -131,4 +133,7 @@ class Batches:
             drawn["y"] = self.labels[idx]
         if self.source is not None:
             drawn["source"] = to_tensor(self.source[idx], batch.device)
+        if self.tokens is not None:  # one of each image's K captions, drawn after the indices
+            pick = torch.randint(self.tokens.shape[1], (batch_size,), generator=self.rng, device=self.rng.device)
+            drawn["tokens"] = self.tokens[idx, pick]
         return drawn

@@ -66,11 +66,13 @@ class TrainPaths:
 
 
 def build_state(cfg: Config, data_shape: tuple[int, ...], device: torch.device, num_classes: int = 0,
-                world: World = SINGLE, task: Task | None = None, fixed_inputs: torch.Tensor | None = None) -> State:
+                world: World = SINGLE, task: Task | None = None, fixed_inputs: torch.Tensor | None = None,
+                fixed_condition: torch.Tensor | None = None) -> State:
     """Fresh networks, optimisers and RNGs; `num_classes` > 0 builds a conditional pair.
 
     `task`: a paired task (gan.tasks) builds its architecture with the keywords the data gives it, and
-    its progress pictures use `fixed_inputs` (held-out sources) where generation uses fixed latents.
+    its progress pictures use `fixed_inputs` (held-out sources) where generation uses fixed latents;
+    text-to-image's use fixed latents beside `fixed_condition` (the prompts' tokens, one per picture).
 
     Every process of a multi-process run builds the same networks (same seed); its batches,
     latents, augmentations and penalty draws come from RNGs seeded by (seed, rank).
@@ -90,10 +92,12 @@ def build_state(cfg: Config, data_shape: tuple[int, ...], device: torch.device, 
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=t.lr_d, betas=t.betas_d, fused=True)
     images, rows = len(data_shape) == 3, cfg.generate.grid_rows
     count = (num_classes or rows) * rows if images else SCATTER_POINTS  # conditional grid: one row per class
+    if fixed_condition is not None:
+        count = len(fixed_condition)
     fixed_z = sampling.noise(count, cfg.model.latent_dim, generator_for(cfg.seed, "fixed-noise", device), device)
     if fixed_inputs is not None:
         fixed_z = fixed_inputs.to(device)
-    fixed_y = None
+    fixed_y = fixed_condition.to(device) if fixed_condition is not None else None
     if num_classes:
         fixed_y = (sampling.class_rows(num_classes, rows, device) if images
                    else sampling.balanced_labels(count, num_classes, device))
@@ -122,6 +126,14 @@ def standing_inputs(cfg: Config, num_classes: int, device: torch.device) -> Iter
         z = sampling.noise(cfg.train.batch_size, cfg.model.latent_dim, rng, device)
         y = torch.randint(num_classes, (cfg.train.batch_size,), generator=rng, device=device) if num_classes else None
         yield z, y
+
+
+def _prompt_tokens(cfg: Config, meta: dict[str, Any]) -> torch.Tensor:
+    """The progress pictures' captions: each of generate.prompts, grid_rows times (one row per prompt)."""
+    from gan import text
+
+    tokens = text.tokenize(list(cfg.generate.prompts), int(meta["text"]["max_len"]))
+    return tokens.repeat_interleave(cfg.generate.grid_rows, 0)
 
 
 def run_fingerprint(cfg: Config, data_sha256: str, world_size: int = 1) -> dict[str, Any]:
@@ -187,14 +199,15 @@ def _train(cfg: Config, paths: TrainPaths, prepared: Any, device: torch.device, 
     task = make_task(cfg, meta, num_classes)
     paired = prepared.train_source is not None
     fixed = to_tensor(prepared.test_source[:cfg.generate.grid_rows]) if paired else None
-    state = build_state(cfg, tuple(meta["shape"]), device, num_classes, world, task, fixed)
+    prompts = _prompt_tokens(cfg, meta) if task.name == "text" else None
+    state = build_state(cfg, tuple(meta["shape"]), device, num_classes, world, task, fixed, prompts)
     run_fp = run_fingerprint(cfg, meta["sha256"], world.size)
     ckpt = checkpoint_path(paths, run_fp)
     resumed = try_resume(state, ckpt, run_fp)
     if len(set(world.gather((resumed, state.step)))) > 1:
         raise RuntimeError(f"the training processes disagree on where to resume: {world.gather(state.step)}")
     batches = Batches(prepared.train_x, meta["kind"], device, state.index_rng,
-                      prepared.train_y if num_classes else None, prepared.train_source)
+                      prepared.train_y if num_classes else None, prepared.train_source, prepared.train_tokens)
     augment = DiffAugment(cfg.train.augment, state.augment_rng) if cfg.train.augment else None
     plan = make_plan(cfg, num_classes, augment, device, world, task)
     if not world.main:
@@ -275,7 +288,10 @@ def _loop(state: State, cfg: Config, plan: Plan, paths: TrainPaths, ckpt: Path, 
                         columns=state.columns)
     sources = getattr(prepared, "test_source", None)
     targets = prepared.test_x[:len(state.fixed_z)] if sources is not None else None
-    scorer = TrainingScore(cfg, paths.evaluator, paths.eval_history, state, run, sources) if t.eval_every else None
+    captions = getattr(prepared, "test_tokens", None)  # text-to-image: scored on the held-out images' captions
+    captions = torch.as_tensor(captions[:, 0]) if captions is not None else None
+    scorer = (TrainingScore(cfg, paths.evaluator, paths.eval_history, state, run, sources, captions)
+              if t.eval_every else None)
     if scorer is None:
         write_tsv(paths.eval_history, [], [])  # a DVC plots output even when no score is taken
     if state.step == 0 and not state.history:
@@ -329,6 +345,8 @@ def _log_model(state: State, cfg: Config, run: tracking.TrackedRun, weights_file
     if state.fixed_y is not None:
         example = None  # G(z, y) takes two inputs; MLflow's single input example cannot express it
     requirements = [f"torch=={torch.__version__.split('+')[0]}", "numpy"]
+    if cfg.task.name == "text":  # the sentence encoders read WordLlama's tokenizer and vectors from its wheel
+        requirements.append("wordllama==0.4.0.post1")
     uri = run.log_generator(generator, example, requirements, weights_file)
     if uri:  # None: the store is down and the model waits in the outbox, which finish() reports
         print(f"train: generator logged to MLflow as {uri}")

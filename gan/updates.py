@@ -123,20 +123,26 @@ def d_update(state: "State", plan: Plan, batch: Batch, keep: bool = False) -> tu
     reuses it (as the DCGAN reference loop does) instead of running G a second time.
     """
     fake, fake_condition = plan.task.fake(state, plan, batch, graph=keep)
-    stats = d_update_on(state, plan, batch.real, batch.condition, fake.detach().float(), fake_condition)
+    stats = d_update_on(state, plan, batch.real, batch.condition, fake.detach().float(), fake_condition,
+                        batch.mismatch)
     return stats, ((fake, fake_condition, batch) if keep else None)
 
 
 def d_update_on(state: "State", plan: Plan, real: Tensor, real_condition: dict[str, Tensor] | None, fake: Tensor,
-                fake_condition: dict[str, Tensor] | None) -> dict[str, Tensor]:
-    """The D step on given reals and fakes; with several processes the gradients are averaged over them."""
+                fake_condition: dict[str, Tensor] | None,
+                mismatch: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+    """The D step on given reals and fakes; with several processes the gradients are averaged over them.
+
+    `mismatch` (GAN-CLS, Reed et al. 2016): the reals beside conditions that do not match them count as
+    fake too, half and half with G's output, so D judges the pair and not the image alone."""
     real_condition, fake_condition = real_condition or {}, fake_condition or {}
     real_in, fake_in = plan.d_view(real), plan.d_view(fake)
     discriminator = plan.net(state.discriminator)
     with plan.autocast():
         real_scores = discriminator(real_in, **real_condition).float()
         fake_scores = discriminator(fake_in, **fake_condition).float()
-    loss_d = plan.loss.d_loss(real_scores, fake_scores)
+        wrong = discriminator(real_in, **mismatch).float() if mismatch else None
+    loss_d = plan.loss.d_loss(real_scores, fake_scores if wrong is None else torch.cat([fake_scores, wrong]))
     total = loss_d
     if plan.gp_weight:  # in fp32: a penalty on gradients is too fine for bf16
         def critic(x: Tensor, **kw: Tensor) -> Tensor:

@@ -42,6 +42,7 @@ class Split:
     test_y: np.ndarray | None
     num_classes: int  # 0 when unlabelled
     extra: dict = field(default_factory=dict)  # merged into meta.json, e.g. mixture modes
+    files: tuple[list[Path], list[Path]] | None = None  # a folder's (train, test) image files, for their captions
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,11 @@ def _split_indices(num: int, labels: np.ndarray | None, fraction: float,
 
 
 def _split_arrays(x: np.ndarray, y: np.ndarray | None, num_classes: int, fraction: float,
-                  seed: int) -> Split:
+                  seed: int, files: list[Path] | None = None) -> Split:
     train_idx, test_idx = _split_indices(len(x), y, fraction, np.random.default_rng(seed))
     pick = (lambda idx: None) if y is None else (lambda idx: y[idx])
-    return Split(x[train_idx], pick(train_idx), x[test_idx], pick(test_idx), num_classes)
+    split_files = ([files[i] for i in train_idx], [files[i] for i in test_idx]) if files is not None else None
+    return Split(x[train_idx], pick(train_idx), x[test_idx], pick(test_idx), num_classes, files=split_files)
 
 
 def _resize(images: np.ndarray, size: int) -> np.ndarray:
@@ -304,7 +306,7 @@ def load_folder(cfg: DataConfig, seed: int) -> Split:
                         f"case, in the folder or one subfolder per class); add at least 2 images")
     images = np.stack([_read_image(f, cfg.image_size) for f in files])  # (N, size, size, 3)
     y = None if labels is None else np.asarray(labels, dtype=np.int64)
-    split = _split_arrays(images, y, len(classes), cfg.test_fraction, seed)
+    split = _split_arrays(images, y, len(classes), cfg.test_fraction, seed, files)
     return replace(split, extra={"classes": classes}) if classes else split
 
 
@@ -347,10 +349,12 @@ def _meta(name: str, kind: str, split: Split) -> dict:
     return {**meta, **split.extra}
 
 
-def _save_arrays(path: Path, x: np.ndarray, y: np.ndarray | None, source: np.ndarray | None = None) -> None:
+def _save_arrays(path: Path, x: np.ndarray, y: np.ndarray | None, source: np.ndarray | None = None,
+                 caption: np.ndarray | None = None, tokens: np.ndarray | None = None) -> None:
     arrays = {"x": x} if y is None else {"x": x, "y": y}
-    if source is not None:
-        arrays["source"] = source
+    for name, array in (("source", source), ("caption", caption), ("tokens", tokens)):
+        if array is not None:
+            arrays[name] = array
     np.savez(path, **arrays)
 
 
@@ -366,16 +370,22 @@ def prepare(cfg: Config, out_dir: Path) -> dict:
     spec = DATASETS[cfg.data.name]
     split = spec.load(cfg.data, cfg.seed)
     meta = _meta(cfg.data.name, spec.kind, split)
-    sources = (None, None)
-    if cfg.task.name != "generation":  # generation's files and sha256 stay as they were
+    sources, text = (None, None), [None] * 4
+    arrays = [split.train_x, split.train_y, split.test_x, split.test_y]
+    if cfg.task.name == "text":  # captions and their tokens (gan.data.captioned)
+        from gan.data import captioned
+
+        text, meta["text"] = captioned.derive(cfg, split)
+        meta.update(task={"name": "text"}, sha256=content_hash(arrays + text))
+    elif cfg.task.name != "generation":  # generation's files and sha256 stay as they were
         from gan import sources as paired
 
         sources = (paired.derive(cfg.task, split.train_x, cfg.seed, "train"),
                    paired.derive(cfg.task, split.test_x, cfg.seed, "test"))
         meta.update(task=paired.describe(cfg.task), source_shape=list(sources[0].shape[1:]),
-                    sha256=content_hash([split.train_x, split.train_y, split.test_x, split.test_y, *sources]))
-    _save_arrays(out_dir / "train.npz", split.train_x, split.train_y, sources[0])
-    _save_arrays(out_dir / "test.npz", split.test_x, split.test_y, sources[1])
+                    sha256=content_hash(arrays + list(sources)))
+    _save_arrays(out_dir / "train.npz", split.train_x, split.train_y, sources[0], text[0], text[2])
+    _save_arrays(out_dir / "test.npz", split.test_x, split.test_y, sources[1], text[1], text[3])
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     print(f"prepared {meta['name']}: {meta['train_size']} train / {meta['test_size']} test, "
           f"shape {meta['shape']}, {meta['num_classes']} classes -> {out_dir}")

@@ -31,6 +31,10 @@ class Prepared:
     meta: dict
     train_source: np.ndarray | None = None  # a paired task's inputs of G (gan.sources), uint8 NHWC
     test_source: np.ndarray | None = None
+    train_caption: np.ndarray | None = None  # text-to-image: (N, K) captions of each image (unicode) ...
+    test_caption: np.ndarray | None = None
+    train_tokens: np.ndarray | None = None  # ... and their tokens, int64 (N, K, L), 0 = padding (gan.text)
+    test_tokens: np.ndarray | None = None
 
 def content_hash(arrays: list[np.ndarray | None]) -> str:
     """sha256 over each array's dtype, shape and bytes, in the given order (None counts too)."""
@@ -73,14 +77,17 @@ def load_prepared(directory: Path) -> Prepared:
             arrays = [train["x"], train["y"] if "y" in train.files else None,
                       test["x"], test["y"] if "y" in test.files else None]
             sources = [train["source"], test["source"]] if "source" in train.files else []
+            text = ([train["caption"], test["caption"], train["tokens"], test["tokens"]]
+                    if "caption" in train.files else [])
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
         # ValueError: bad JSON; TypeError: meta.json holds a list or a string
         raise UserError(f"{directory}: prepared data is unreadable ({type(exc).__name__}: {one_line(exc) or type(exc).__name__}); "
                         f"run `dvc repro prepare` first") from None
-    found = content_hash(arrays + sources)
+    found = content_hash(arrays + sources + text)
     if found != recorded:
         raise UserError(f"{directory}: the arrays do not match meta.json (sha256 {str(recorded)[:12]} recorded, "
                         f"{found[:12]} read); restore them with `dvc checkout data/prepared` or rebuild them "
                         f"with `dvc repro -f prepare`")
+    captions = dict(zip(("train_caption", "test_caption", "train_tokens", "test_tokens"), text))
     return Prepared(*arrays, meta=meta, train_source=sources[0] if sources else None,
-                    test_source=sources[1] if sources else None)
+                    test_source=sources[1] if sources else None, **captions)

@@ -76,9 +76,17 @@ def build(arch: str, data_shape: tuple[int, ...], latent_dim: int, width: int, *
         raise ValueError(f"model.arch={arch} does not read {', '.join(sorted(unknown))}; it reads "
                          f"{', '.join(spec.spec.options) or 'no options'}")
     latent = ComponentLatent(latent_dim, latent_components) if latent_components else None
+    inputs = dict(task_inputs or {})
+    text = inputs.pop("text", None)  # text-to-image: a vector-conditional pair behind sentence encoders
+    if text:
+        num_classes, inputs["vector"] = int(text["dim"]), True
     generator, discriminator = spec.build(tuple(data_shape), latent.out_dim if latent else latent_dim, width,
                                           num_classes=num_classes, pack=pack, spectral_norm=spectral_norm, **options,
-                                          **(task_inputs or {}))
+                                          **inputs)
+    if text:
+        from gan.models.text import wrap
+
+        generator, discriminator = wrap(generator, discriminator, text)
     if latent is not None:
         generator = WithComponents(generator, latent)
     if spectral_norm:
@@ -103,7 +111,9 @@ def save_generator(generator: nn.Module, cfg: Any, data_meta: dict[str, Any], st
     }
     task = getattr(getattr(cfg, "task", None), "name", "generation")
     if task != "generation":  # generation's file stays as it was
-        entry.update(task=task, task_inputs=dict(task_inputs or {}), source_shape=list(data_meta["source_shape"]))
+        entry.update(task=task, task_inputs=dict(task_inputs or {}))
+        if "source_shape" in data_meta:  # a paired task's input
+            entry["source_shape"] = list(data_meta["source_shape"])
     rebuilt, _ = build(cfg.model.arch, tuple(data_meta["shape"]), cfg.model.latent_dim, cfg.model.width,
                        num_classes=num_classes, options=entry["options"],
                        latent_components=entry["latent_components"], task_inputs=entry.get("task_inputs"))

@@ -1,8 +1,13 @@
-"""The pieces that make a G and a D class-conditional, shared by every architecture.
+"""The pieces that make a G and a D conditional, shared by every architecture.
 
 G takes the label through class-conditional batch norm; D through a projection head
 (Miyato & Koyama 2018). Unconditional models use the same pieces with num_classes=0, so
 one code path serves both and an unconditional model keeps its plain layers and names.
+
+The condition can also be a vector (a sentence embedding, gan.text): then `num_classes` is the
+vector's size and `vector=True`; the per-class lookups become linear maps of the vector (FiLM,
+Perez et al. 2018, in the batch norm; the projection D's embedding of a sentence, as in the
+text-conditional projection discriminators), starting where the class versions start.
 """
 
 from __future__ import annotations
@@ -21,6 +26,36 @@ def check_labels(y: torch.Tensor | None, num_classes: int, who: str) -> None:
                          f"an int64 tensor (N,) with values in [0, {num_classes})")
 
 
+class VectorEmbedding(nn.Module):
+    """What nn.Embedding is for a class, for a condition vector c (N, D): offset + c @ weight -> (N, F).
+
+    A plain module, not nn.Linear, so that the architectures' own inits (N(0, 0.02) on every Linear)
+    leave its start alone: weight `scale`-initialised (0: the layer starts at `offset` for any c)."""
+
+    def __init__(self, dim: int, features: int, offset: float | None = None, scale: float = 0.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(dim, features))
+        if scale:
+            nn.init.xavier_uniform_(self.weight, gain=scale)
+        self.offset = nn.Parameter(torch.full((features,), offset)) if offset is not None else None
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        out = c @ self.weight
+        return out + self.offset if self.offset is not None else out
+
+
+def embedding(num_classes: int, features: int, vector: bool, start: float | None) -> nn.Module:
+    """A per-class lookup, or its linear analogue for a condition vector of size num_classes."""
+    if vector:
+        return VectorEmbedding(num_classes, features, offset=start, scale=0.0 if start is not None else 1.0)
+    table = nn.Embedding(num_classes, features)
+    if start is None:
+        nn.init.xavier_uniform_(table.weight)  # N(0, 1), torch's default, gives huge early scores
+    else:
+        nn.init.constant_(table.weight, start)
+    return table
+
+
 class ConditionalBatchNorm2d(nn.Module):
     """Batch norm whose affine gain and bias are looked up per class: γ_y · BN(x) + β_y.
 
@@ -30,13 +65,11 @@ class ConditionalBatchNorm2d(nn.Module):
     layer is plain batch norm and every class starts from the same generator.
     """
 
-    def __init__(self, num_features: int, num_classes: int):
+    def __init__(self, num_features: int, num_classes: int, vector: bool = False):
         super().__init__()
         self.norm = nn.BatchNorm2d(num_features, affine=False)
-        self.gain = nn.Embedding(num_classes, num_features)
-        self.bias = nn.Embedding(num_classes, num_features)
-        nn.init.ones_(self.gain.weight)
-        nn.init.zeros_(self.bias.weight)
+        self.gain = embedding(num_classes, num_features, vector, start=1.0)
+        self.bias = embedding(num_classes, num_features, vector, start=0.0)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         gain = self.gain(y)[:, :, None, None]  # (N, C) -> (N, C, 1, 1)
@@ -44,9 +77,11 @@ class ConditionalBatchNorm2d(nn.Module):
         return gain * self.norm(x) + bias  # (N, C, H, W)
 
 
-def batch_norm(num_features: int, num_classes: int) -> nn.Module:
+def batch_norm(num_features: int, num_classes: int, vector: bool = False) -> nn.Module:
     """Plain BatchNorm2d for an unconditional G, ConditionalBatchNorm2d for a conditional one."""
-    return ConditionalBatchNorm2d(num_features, num_classes) if num_classes else nn.BatchNorm2d(num_features)
+    if not num_classes:
+        return nn.BatchNorm2d(num_features)
+    return ConditionalBatchNorm2d(num_features, num_classes, vector)
 
 
 def with_labels(module: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
@@ -72,12 +107,10 @@ class ProjectionHead(nn.Linear):
     so unconditional discriminators keep their parameters and state-dict keys.
     """
 
-    def __init__(self, feature_dim: int, num_classes: int = 0):
+    def __init__(self, feature_dim: int, num_classes: int = 0, vector: bool = False):
         super().__init__(feature_dim, 1)
         self.num_classes = num_classes
-        self.embed = nn.Embedding(num_classes, feature_dim) if num_classes else None
-        if self.embed is not None:
-            nn.init.xavier_uniform_(self.embed.weight)  # N(0, 1), torch's default, gives huge early scores
+        self.embed = embedding(num_classes, feature_dim, vector, start=None) if num_classes else None
 
     def forward(self, features: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         check_labels(y, self.num_classes, "discriminator")

@@ -38,22 +38,22 @@ def upsample_conv(in_ch: int, out_ch: int, upsample: str, bias: bool) -> nn.Modu
 
 class Generator(nn.Module):
     def __init__(self, image_size: int, channels: int, latent_dim: int, width: int, num_classes: int = 0,
-                 upsample: str = "transposed"):
+                 upsample: str = "transposed", vector: bool = False):
         super().__init__()
         self.latent_dim = latent_dim
-        self.num_classes = num_classes
+        self.num_classes = num_classes  # with `vector`: the size of a condition vector (gan.models.conditional)
         base, ups = _plan(image_size)
         top = width * 2 ** (ups - 1)
         self.project = ConditionalSequential(
             nn.Linear(latent_dim, top * base * base, bias=False),
             nn.Unflatten(1, (top, base, base)),
-            batch_norm(top, num_classes),
+            batch_norm(top, num_classes, vector),
             nn.ReLU(inplace=True),
         )
         blocks: list[nn.Module] = []
         ch = top
         for _ in range(ups - 1):
-            blocks += [upsample_conv(ch, ch // 2, upsample, bias=False), batch_norm(ch // 2, num_classes),
+            blocks += [upsample_conv(ch, ch // 2, upsample, bias=False), batch_norm(ch // 2, num_classes, vector),
                        nn.ReLU(True)]
             ch //= 2
         blocks += [upsample_conv(ch, channels, upsample, bias=True), nn.Tanh()]
@@ -67,7 +67,8 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, image_size: int, channels: int, width: int, num_classes: int = 0, batch_norm: bool = True):
+    def __init__(self, image_size: int, channels: int, width: int, num_classes: int = 0, batch_norm: bool = True,
+                 vector: bool = False):
         super().__init__()
         self.num_classes = num_classes
         base, downs = _plan(image_size)
@@ -80,7 +81,7 @@ class Discriminator(nn.Module):
             layers.append(nn.LeakyReLU(0.2, True))
             ch *= 2
         self.body = nn.Sequential(*layers)
-        self.head = ProjectionHead(ch * base * base, num_classes)
+        self.head = ProjectionHead(ch * base * base, num_classes, vector)
         normal_init(self)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -101,8 +102,10 @@ def normal_init(module: nn.Module) -> None:
 
 
 def build(data_shape: tuple[int, ...], latent_dim: int, width: int, *, num_classes: int = 0, pack: int = 1,
-          spectral_norm: bool = False, upsample: str = "transposed") -> tuple[nn.Module, nn.Module]:
-    """(G, D); D sees `pack` images stacked on channels, and has no BN when SN will be applied to it."""
+          spectral_norm: bool = False, upsample: str = "transposed", vector: bool = False) -> tuple[nn.Module, nn.Module]:
+    """(G, D); D sees `pack` images stacked on channels, and has no BN when SN will be applied to it.
+    `vector`: conditioned on a vector of size num_classes (a sentence embedding) instead of a class."""
     image_size, _, channels = data_shape
-    return (Generator(image_size, channels, latent_dim, width, num_classes, upsample),
-            Discriminator(image_size, channels * pack, width, num_classes, batch_norm=not spectral_norm))
+    return (Generator(image_size, channels, latent_dim, width, num_classes, upsample, vector),
+            Discriminator(image_size, channels * pack, width, num_classes, batch_norm=not spectral_norm,
+                          vector=vector))

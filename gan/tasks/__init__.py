@@ -36,6 +36,8 @@ class Batch:
     real: Tensor  # what D is shown as real: (B, C, H, W) in [-1, 1], or (B, 2)
     condition: dict[str, Tensor] = field(default_factory=dict)  # D's other inputs: {"y": ...}, {"source": ...}
     source: Tensor | None = None  # a paired task's input of G, (B, c, h, w) in [-1, 1]
+    mismatch: dict[str, Tensor] = field(default_factory=dict)  # D's inputs beside `real` that do not match it
+    # (GAN-CLS: another image's caption); D learns to call such pairs fake
 
 
 class Task:
@@ -76,4 +78,8 @@ def make_task(cfg: Any, meta: dict[str, Any], num_classes: int = 0) -> Task:
     name = cfg.task.name
     if name == "generation":
         return Generation(cfg.model.latent_dim, num_classes)
+    if name == "text":
+        from gan.tasks.text import TextToImage
+
+        return TextToImage(cfg, meta)
     return {"translation": Translation, "super_resolution": SuperResolution}[name](cfg.task, meta)

@@ -1,0 +1,198 @@
+"""Text-to-image (task.name=text) through the same stages as generation.
+
+A tiny pipeline runs every stage script on mnist5k with captions: prepare writes the captions and their
+tokens, train fits a text-conditional DCGAN with GAN-CLS's matching-aware D, generate draws the held-out
+captions, the requests in both phrasings and prompts.png, evaluate scores the prompts and registers
+gan-mnist5k-text-dcgan, and `gan sample --prompt` draws from the registered model.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from conftest import ROOT, TINY, dvc_stage_args, run_gan, run_stage, write_params
+from gan import captions, text
+from gan.config import parse_params
+from gan.data import load_prepared
+from gan.errors import UserError
+
+STAGES = ("prepare", "features", "reference", "train", "generate", "evaluate")
+TEXT = {**TINY, "task": {"name": "text"}, "features": {"epochs": 1, "ssl_steps": 20},
+        "train": {**TINY["train"], "steps": 40, "batch_size": 32, "sample_every": 20, "checkpoint_every": 20,
+                  "eval_every": 40}}
+
+
+@pytest.fixture(scope="session")
+def text_pipeline(tmp_path_factory):
+    root = tmp_path_factory.mktemp("text-pipeline")
+    write_params(root, TEXT)
+    for stage in STAGES:
+        result = run_stage(stage, root, *dvc_stage_args(stage))
+        assert result.returncode == 0, f"{stage} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    return root
+
+
+def test_prepare_writes_captions_of_each_image_and_their_tokens_under_the_data_hash(text_pipeline, tmp_path):
+    prepared = load_prepared(text_pipeline / "data" / "prepared")
+    k = parse_params(yaml.safe_load((text_pipeline / "params.yaml").read_text())).task.captions
+    assert prepared.train_caption.shape == (len(prepared.train_x), k) and prepared.train_caption.dtype.kind == "U"
+    assert prepared.train_tokens.shape == (len(prepared.train_x), k, prepared.meta["text"]["max_len"])
+    # each caption names its own image's digit (as a numeral: the seen phrasing) and its measured levels
+    levels = captions.levels(prepared.train_x[:200], prepared.train_y[:200], prepared.meta["text"]["thresholds"])
+    for caption, digit, (thickness, slant) in zip(prepared.train_caption[:200, 0], prepared.train_y[:200], levels):
+        assert str(digit) in caption.split(" ") or f"{digit}," in caption, caption
+        assert ({0: "thin", 1: None, 2: "thick"}[thickness] or "") in caption
+        assert captions.SEEN.slant[slant][0] in caption
+    assert text.vocabulary(torch.as_tensor(prepared.train_tokens)) == prepared.meta["text"]["vocabulary"]
+    # the captions are data: an edited caption is refused like an edited image
+    with np.load(text_pipeline / "data/prepared/train.npz") as saved:
+        arrays = dict(saved)
+    arrays["caption"][0, 0] = "a thick 3 leaning left"
+    (tmp_path / "prepared").mkdir()
+    for name in ("test.npz", "meta.json"):
+        (tmp_path / "prepared" / name).write_bytes((text_pipeline / "data" / "prepared" / name).read_bytes())
+    np.savez(tmp_path / "prepared" / "train.npz", **arrays)
+    with pytest.raises(UserError, match="do not match meta.json"):
+        load_prepared(tmp_path / "prepared")
+
+
+def test_evaluate_scores_the_prompts_in_both_phrasings_and_registers_a_text_model(text_pipeline):
+    metrics = json.loads((text_pipeline / "reports" / "metrics.json").read_text())
+    for phrasing in ("seen", "held_out"):
+        assert 0 <= metrics[f"accuracy_prompt_{phrasing}"] <= 1
+        assert -1 <= metrics[f"spearman_thickness_{phrasing}"] <= 1 and -1 <= metrics[f"spearman_slant_{phrasing}"] <= 1
+    assert "fid_domain_200" in metrics
+    protocol = json.loads((text_pipeline / "reports" / "evaluate" / "protocol.json").read_text())
+    assert protocol["task"]["name"] == "text" and protocol["task"]["encoder"] == "wordllama"
+    samples = np.load(text_pipeline / "data" / "generated" / "samples.npz")
+    assert samples["prompt_held_out_x"].shape == (900, 28, 28, 1) and samples["prompt_held_out_request"].shape == (900, 3)
+    figure = Image.open(text_pipeline / "reports" / "generate" / "prompts.png")
+    assert figure.size[0] > figure.size[1]  # the prompt text beside each row of samples
+    from mlflow import MlflowClient
+
+    client = MlflowClient()  # the session's store (conftest)
+    run_id = json.loads((text_pipeline / "reports" / "train" / "run.json").read_text())["run_id"]
+    assert run_id in {v.run_id for v in client.search_model_versions("name = 'gan-mnist5k-text-dcgan'")}
+
+
+def test_gan_sample_draws_each_prompt_from_the_registered_model(text_pipeline, tmp_path):
+    env = {}  # the session's store (conftest)
+    uri = "models:/gan-mnist5k-text-dcgan@best"
+    prompts = ["a thick 7 leaning right", "a thin 1 upright"]
+    result = run_gan("sample", "--model", uri, "--prompt", prompts[0], "--prompt", prompts[1], "-n", "4",
+                     "-o", str(tmp_path / "s.npz"), env=env)
+    assert result.returncode == 0, result.stderr
+    drawn = np.load(tmp_path / "s.npz")
+    assert drawn["x"].shape == (8, 28, 28, 1) and list(drawn["prompt"]) == [prompts[0]] * 4 + [prompts[1]] * 4
+    assert not np.array_equal(drawn["x"][:4], drawn["x"][4:])  # the same latents, other words: other images
+    # the same model from the generator file gives the same images
+    local = run_gan("sample", "--model", str(text_pipeline / "models" / "generator.pt"), "--prompt", prompts[0],
+                    "--prompt", prompts[1], "-n", "4", "-o", str(tmp_path / "local.npz"))
+    assert local.returncode == 0 and np.array_equal(np.load(tmp_path / "local.npz")["x"], drawn["x"])
+    assert run_gan("sample", "--model", uri, "--prompt", "a 3", "-o", str(tmp_path / "s.png"), env=env).returncode == 0
+    assert Image.open(tmp_path / "s.png").size[0] > 0
+    missing = run_gan("sample", "--model", uri, "-o", str(tmp_path / "t.png"), env=env)
+    last = missing.stderr.strip().splitlines()[-1]  # after MLflow's download progress
+    assert missing.returncode == 2 and last.startswith("gan sample: error: ") and "--prompt" in last
+    other = run_gan("interpolate", "--model", uri, "-o", str(tmp_path / "i.png"), env=env)
+    assert other.returncode == 2 and "text-to-image model" in other.stderr
+
+
+def test_the_prompt_scores_read_digits_and_levels_off_the_pixels(text_pipeline):
+    """Real held-out digits stand in for G's images: asked for their own digit and levels they score high;
+    asked for shuffled levels, the attribute correlations fall to about 0."""
+    from gan.evaluator import load_evaluator
+    from gan.tasks import prompting
+
+    prepared = load_prepared(text_pipeline / "data" / "prepared")
+    evaluator = load_evaluator(text_pipeline / "models" / "evaluator.pt")
+    images, labels = prepared.test_x, prepared.test_y
+    wanted = np.column_stack([labels, captions.levels(images, labels, prepared.meta["text"]["thresholds"])])
+    arrays = {"prompt_seen_x": images, "prompt_seen_request": wanted}
+    scores = prompting.score_prompts(evaluator, arrays, 500, torch.device("cpu"))
+    assert scores["accuracy_prompt_seen"] > 0.5  # the tiny classifier of the fixture
+    assert scores["spearman_thickness_seen"] > 0.8 and scores["spearman_slant_seen"] > 0.8
+    shuffled = wanted.copy()
+    shuffled[:, 1:] = np.random.default_rng(0).permutation(wanted[:, 1:])
+    arrays["prompt_seen_request"] = shuffled
+    scores = prompting.score_prompts(evaluator, arrays, 500, torch.device("cpu"))
+    assert abs(scores["spearman_thickness_seen"]) < 0.15 and abs(scores["spearman_slant_seen"]) < 0.15
+
+
+def test_the_matching_aware_d_learns_to_reject_a_real_image_with_the_wrong_caption(text_pipeline):
+    """GAN-CLS: D's steps on reals beside their own captions and beside a batch-mate's; with task.mismatch
+    off, D never sees a wrong caption and cannot tell the pairs apart."""
+    from gan.state import Batches
+    from gan.tasks import make_task
+    from gan.training import build_state
+    from gan.updates import d_update_on, make_plan
+
+    prepared = load_prepared(text_pipeline / "data" / "prepared")
+    gaps = {}
+    for mismatch in (True, False):
+        raw = yaml.safe_load((text_pipeline / "params.yaml").read_text())
+        raw["task"]["mismatch"] = mismatch
+        cfg = parse_params(raw)
+        task = make_task(cfg, prepared.meta)
+        state = build_state(cfg, tuple(prepared.meta["shape"]), torch.device("cpu"), 0, task=task)
+        batches = Batches(prepared.train_x, "images", torch.device("cpu"), state.index_rng, None, None,
+                          prepared.train_tokens)
+        plan = make_plan(cfg, 0, None, torch.device("cpu"), task=task)
+        for _ in range(150):  # D alone, with G's (untrained) output as the fakes
+            batch = task.draw(batches, 32)
+            fake, condition = task.fake(state, plan, batch, graph=False)
+            d_update_on(state, plan, batch.real, batch.condition, fake, condition, batch.mismatch)
+        batch = task.draw(batches, 512)
+        state.discriminator.eval()
+        with torch.no_grad():
+            right = state.discriminator(batch.real, **batch.condition)
+            wrong = state.discriminator(batch.real, y=batch.condition["y"].roll(1, 0))
+        gaps[mismatch] = float((right - wrong).mean())
+    assert gaps[True] > 1.0 and gaps[True] > 5 * abs(gaps[False]), gaps
+
+
+@pytest.mark.parametrize("overrides, says", [
+    ({"task": {"name": "text"}, "data": {"name": "ring8"}, "model": {"arch": "mlp"}},
+     "task.name=text needs captions, which data.name=ring8 does not have"),
+    ({"task": {"name": "text"}, "model": {"conditional": True}},
+     "model.conditional=true is not implemented for task.name=text; set model.conditional: false"),
+    ({"task": {"name": "text"}, "model": {"arch": "unet"}},
+     "model.arch=unet cannot be conditioned on text (task.name=text); set model.arch: dcgan"),
+    ({"generate": {"prompts": ["a 7"]}}, "generate.prompts applies to task.name=text, not generation"),
+    ({"task": {"encoder": "scratch"}}, "task.encoder applies to task.name=text, not generation"),
+    ({"task": {"name": "text", "encoder": "bert"}}, "task.encoder must be one of wordllama, scratch"),
+    ({"task": {"name": "text"}, "generate": {"prompts": ["a 7", " "]}}, "generate.prompts must be a non-empty list"),
+])
+def test_text_params_are_checked_before_any_work(overrides, says):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for section, values in overrides.items():
+        params[section].update(values)
+    with pytest.raises(UserError) as caught:
+        parse_params(params)
+    assert says in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("encoder", ["wordllama", "scratch"])
+def test_both_encoders_build_a_text_conditional_pair_that_reads_the_caption(encoder):
+    from gan import models
+
+    vocabulary = text.vocabulary(text.tokenize(["a thick 7 leaning right", "a thin 1 upright"]))
+    g, d = models.build("dcgan", (28, 28, 1), 16, 8, task_inputs={"text": {"encoder": encoder, "vocabulary": vocabulary,
+                                                                           "dim": 8, "max_len": 16}})
+    tokens = text.tokenize(["a thick 7 leaning right", "a thin 1 upright"])
+    z = torch.randn(2, 16)
+    with torch.no_grad():  # FiLM starts at plain batch norm: perturb it so the caption shows
+        for p in g.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    g.eval()
+    out = g(z[:1].repeat(2, 1), tokens)
+    assert out.shape == (2, 1, 28, 28) and not torch.allclose(out[0], out[1])
+    assert d(out, tokens).shape == (2,)
+    with pytest.raises(ValueError, match="caption tokens"):
+        g(z, None)
