@@ -109,6 +109,10 @@ class TaskConfig:
     captions: int = _param(3, _positive, "> 0", doc="text: captions kept per training image (one drawn per step)")
     mismatch: bool = _param(True, doc="text: GAN-CLS's matching-aware D (a real image with another image's "
                                       "caption counts as fake)")
+    align_steps: int = _param(400, _non_negative, ">= 0", doc="text: steps that fit the image-text judge of G's "
+                                                                "match term before the GAN starts")
+    align_weight: float = _param(1.0, _non_negative, ">= 0", doc="text: weight of G's match term (each image should "
+                                                                 "pick its own caption; 0: off)")
     feature_weight: float = _param(0.0, _non_negative, ">= 0",
                                    doc="translation, super_resolution: the weight of the perceptual term, L1 "
                                        "between D's activations for the output and the target (feature "
@@ -365,6 +369,7 @@ TASK_KEYS: dict[str, tuple[str, ...]] = {
     "content_weight": ("translation", "super_resolution"), "adversarial_weight": ("translation", "super_resolution"),
     "feature_weight": ("translation", "super_resolution"),
     "encoder": ("text",), "text_dim": ("text",), "captions": ("text",), "mismatch": ("text",),
+    "align_steps": ("text",), "align_weight": ("text",),
 }
 
 
@@ -416,6 +421,8 @@ def _check_text(cfg: Config, fail: Callable[[str], typing.NoReturn]) -> None:
     if not catalog.ARCHITECTURES[cfg.model.arch].text:
         fitting = " or ".join(n for n, a in catalog.ARCHITECTURES.items() if a.text)
         fail(f"model.arch={cfg.model.arch} cannot be conditioned on text (task.name=text); set model.arch: {fitting}")
+    if cfg.task.align_weight and not cfg.task.align_steps:
+        fail("task.align_weight > 0 needs a fitted judge: set task.align_steps > 0 (or task.align_weight: 0)")
     m, t = cfg.model, cfg.train
     for key, value, off in (("model.conditional", m.conditional, False), ("model.latent_components",
                             m.latent_components, 0), ("train.pack", t.pack, 1),

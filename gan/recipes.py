@@ -99,7 +99,7 @@ def leftovers(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     its architecture but not its task gets the architecture's task (the generation recipes predate tasks).
     The recipe's own keys are never touched."""
     from gan import catalog
-    from gan.config import TASK_KEYS, ModelConfig, TaskConfig
+    from gan.config import TASK_KEYS, GenerateConfig, ModelConfig, TaskConfig
 
     merged = merge(base, changes)
     task, arch = merged.get("task", {}).get("name", TaskConfig.name), merged.get("model", {}).get("arch")
@@ -112,11 +112,14 @@ def leftovers(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     unread = [("task", key, TaskConfig()) for key, readers in TASK_KEYS.items() if task not in readers]
     if merged.get("task", {}).get("source", TaskConfig.source) != "mask":  # only inpainting reads these
         unread += [("task", key, TaskConfig()) for key in ("mask", "hole") if task in TASK_KEYS[key]]
+    if task != "text":  # the prompts of a text-to-image experiment
+        unread.append(("generate", "prompts", GenerateConfig()))
     if arch in catalog.ARCHITECTURES:
         unread += [("model", key, ModelConfig()) for key in catalog.MODEL_OPTIONS
                    if key not in catalog.ARCHITECTURES[arch].options]
     for section, key, defaults in unread:
         name, default = f"{section}.{key}", getattr(defaults, key)
+        default = list(default) if isinstance(default, tuple) else default  # as YAML reads it back
         if name not in own and merged.get(section, {}).get(key, default) != default:
             resets[name] = default
     return resets
@@ -136,8 +139,9 @@ def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
 
 def yaml_value(value: Any) -> str:
     """A value as `dvc exp run -S key=value` reads it (YAML flow style): [0.5,0.999], true, 0.0001."""
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(yaml_value(v) for v in value) + "]"
+    if isinstance(value, (list, tuple)):  # a string item with a flow indicator (a prompt: "7, thick") is quoted
+        return "[" + ",".join(json.dumps(v) if isinstance(v, str) and any(c in v for c in ",[]{}:#")
+                              else yaml_value(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):

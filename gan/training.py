@@ -206,6 +206,11 @@ def _train(cfg: Config, paths: TrainPaths, prepared: Any, device: torch.device, 
     resumed = try_resume(state, ckpt, run_fp)
     if len(set(world.gather((resumed, state.step)))) > 1:
         raise RuntimeError(f"the training processes disagree on where to resume: {world.gather(state.step)}")
+    if task.name == "text":  # G's image-text judge, fitted before the first step (gan.alignment)
+        fitted = task.align(cfg, state, prepared, resumed)
+        if fitted and world.main:
+            print(f"train: image-text judge fitted in {fitted['steps']} steps: retrieval top-1 "
+                  f"{fitted['retrieval_top1']:.3f} within a batch of {cfg.train.batch_size}, loss {fitted['loss']:.3f}")
     batches = Batches(prepared.train_x, meta["kind"], device, state.index_rng,
                       prepared.train_y if num_classes else None, prepared.train_source, prepared.train_tokens)
     augment = DiffAugment(cfg.train.augment, state.augment_rng) if cfg.train.augment else None

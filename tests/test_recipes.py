@@ -55,7 +55,7 @@ def test_show_prints_every_key_of_the_recipe_and_the_seed(name):
 
 def test_values_survive_the_command_line():
     values = {"a.list": [0.5, 0.999], "a.words": ["color", "cutout"], "a.flag": False, "a.small": 1e-4, "a.tiny": 1e-5,
-              "a.text": "mlp", "a.yes": "yes", "a.empty": []}
+              "a.text": "mlp", "a.yes": "yes", "a.empty": [], "a.prompts": ["a thick 7", "2, thin, upright", "x: [y]"]}
     line = shlex.join(["dvc", "exp", "run", *recipes.set_args(values)])
     assert set_pairs(line) == values
 
@@ -258,3 +258,8 @@ def test_a_recipe_resets_what_the_previous_experiment_left_that_its_task_does_no
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     (tmp_path / "recipes" / "edges2digit.yaml").write_text((ROOT / "recipes" / "edges2digit.yaml").read_text())
     assert "task.hole=0.5" in recipes.command(tmp_path, "edges2digit")
+    params["task"].update(name="text", hole=0.5)  # a text-to-image experiment with its own prompts
+    params["generate"]["prompts"] = ["a 7"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    argv = recipes.command(tmp_path, "mnist5k")
+    assert "task.name=generation" in argv and any(a.startswith("generate.prompts=") for a in argv)

@@ -23,7 +23,7 @@ from gan.data import load_prepared
 from gan.errors import UserError
 
 STAGES = ("prepare", "features", "reference", "train", "generate", "evaluate")
-TEXT = {**TINY, "task": {"name": "text"}, "features": {"epochs": 1, "ssl_steps": 20},
+TEXT = {**TINY, "task": {"name": "text", "align_steps": 60}, "features": {"epochs": 1, "ssl_steps": 20},
         "train": {**TINY["train"], "steps": 40, "batch_size": 32, "sample_every": 20, "checkpoint_every": 20,
                   "eval_every": 40}}
 
@@ -68,6 +68,8 @@ def test_evaluate_scores_the_prompts_in_both_phrasings_and_registers_a_text_mode
         assert 0 <= metrics[f"accuracy_prompt_{phrasing}"] <= 1
         assert -1 <= metrics[f"spearman_thickness_{phrasing}"] <= 1 and -1 <= metrics[f"spearman_slant_{phrasing}"] <= 1
     assert "fid_domain_200" in metrics
+    header = (text_pipeline / "reports" / "train" / "history.tsv").read_text().splitlines()[0].split("\t")
+    assert header == ["step", "loss_d", "loss_g", "d_real", "d_fake", "loss_adversarial", "loss_match"]
     protocol = json.loads((text_pipeline / "reports" / "evaluate" / "protocol.json").read_text())
     assert protocol["task"]["name"] == "text" and protocol["task"]["encoder"] == "wordllama"
     samples = np.load(text_pipeline / "data" / "generated" / "samples.npz")
@@ -157,6 +159,25 @@ def test_the_matching_aware_d_learns_to_reject_a_real_image_with_the_wrong_capti
     assert gaps[True] > 1.0 and gaps[True] > 5 * abs(gaps[False]), gaps
 
 
+def test_the_image_text_judge_learns_to_match_pictures_to_their_captions(text_pipeline):
+    """gan.alignment on the training pairs: far above chance at picking a held-out image's own caption among
+    a batch's, and G's match term is low for real images with their own captions, high with shuffled ones."""
+    from gan import alignment
+
+    prepared = load_prepared(text_pipeline / "data" / "prepared")
+    judge = alignment.Alignment(1, "wordllama", prepared.meta["text"]["vocabulary"], dim=32)
+    fitted = alignment.fit(judge, prepared.train_x, prepared.train_tokens, 150, 64, torch.Generator().manual_seed(0))
+    assert fitted["retrieval_top1"] > 0.2  # chance: 1/64
+    assert not any(p.requires_grad for p in judge.parameters())  # frozen
+    from gan.images import to_tensor
+
+    images, tokens = to_tensor(prepared.test_x[:256], "cpu"), torch.as_tensor(prepared.test_tokens[:256, 0])
+    with torch.no_grad():
+        right = float(judge.match_loss(images, tokens))
+        wrong = float(judge.match_loss(images, tokens.roll(1, 0)))
+    assert right < wrong - 1.0, (right, wrong)
+
+
 @pytest.mark.parametrize("overrides, says", [
     ({"task": {"name": "text"}, "data": {"name": "ring8"}, "model": {"arch": "mlp"}},
      "task.name=text needs captions, which data.name=ring8 does not have"),
@@ -168,6 +189,7 @@ def test_the_matching_aware_d_learns_to_reject_a_real_image_with_the_wrong_capti
     ({"task": {"encoder": "scratch"}}, "task.encoder applies to task.name=text, not generation"),
     ({"task": {"name": "text", "encoder": "bert"}}, "task.encoder must be one of wordllama, scratch"),
     ({"task": {"name": "text"}, "generate": {"prompts": ["a 7", " "]}}, "generate.prompts must be a non-empty list"),
+    ({"task": {"name": "text", "align_steps": 0}}, "task.align_weight > 0 needs a fitted judge"),
 ])
 def test_text_params_are_checked_before_any_work(overrides, says):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())

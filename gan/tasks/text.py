@@ -6,7 +6,9 @@ frozen pretrained WordLlama token vectors with a small trained encoder on top, o
 word vectors learned from the captions alone. D's loss is matching-aware: besides G's output for the
 batch's captions, the real images beside another image's caption (the batch rolled by one) count as
 fake, half and half (task.mismatch), so D must judge whether the picture fits the words. G's objective
-is the adversarial term alone.
+adds to the adversarial term a match term (task.align_weight): a frozen image-text judge, fitted on the
+training pairs before the first step (gan.alignment, AttnGAN's DAMSM at the sentence level), asks each
+generated image to pick its own caption among the batch's.
 """
 
 from __future__ import annotations
@@ -31,8 +33,28 @@ class TextToImage(Task):
     def __init__(self, cfg: Any, meta: dict[str, Any]):
         self.latent_dim = cfg.model.latent_dim
         self.mismatch = cfg.task.mismatch
+        self.align_weight = float(cfg.task.align_weight)
+        self.terms = ("loss_adversarial", "loss_match") if self.align_weight else ()
+        self.alignment: Any = None  # G's frozen image-text judge (gan.alignment), set by `align`
         self.inputs = {"text": {"encoder": cfg.task.encoder, "vocabulary": list(meta["text"]["vocabulary"]),
-                                "dim": cfg.task.text_dim, "max_len": int(meta["text"]["max_len"])}}
+                                "dim": cfg.task.text_dim, "max_len": int(meta["text"]["max_len"]),
+                                "align": bool(self.align_weight), "channels": int(meta["shape"][2])}}
+
+    def align(self, cfg: Any, state: "State", prepared: Any, resumed: bool) -> dict[str, Any] | None:
+        """Before the first step: fit G's image-text judge on the training pairs, then freeze it (a resumed
+        run has it from its checkpoint). Returns the fit's numbers, or None when nothing was fitted."""
+        if not self.align_weight:
+            return None
+        from gan import alignment
+        from gan.runtime import generator_for
+
+        self.alignment = state.generator.alignment
+        if resumed:
+            return None
+        self.alignment.requires_grad_(True)
+        device = next(state.generator.parameters()).device
+        return alignment.fit(self.alignment, prepared.train_x, prepared.train_tokens, cfg.task.align_steps,
+                             cfg.train.batch_size, generator_for(cfg.seed, "align", device))
 
     def draw(self, batches: "Batches", count: int) -> Batch:
         drawn = batches.draw(count)
@@ -50,7 +72,12 @@ class TextToImage(Task):
 
     def g_loss(self, adversarial: Tensor, fake: Tensor, batch: Batch | None,
                features: Callable[[Tensor], list[Tensor]] | None = None) -> dict[str, Tensor]:
-        return {"loss_g": adversarial}
+        if not self.align_weight:
+            return {"loss_g": adversarial}
+        assert batch is not None and self.alignment is not None, "call align() before training"
+        match = self.alignment.match_loss(fake.float(), batch.condition["y"])
+        return {"loss_g": adversarial + self.align_weight * match, "loss_adversarial": adversarial,
+                "loss_match": match}
 
     def model_inputs(self) -> dict[str, Any]:
         return self.inputs
