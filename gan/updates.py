@@ -177,7 +177,9 @@ def g_update(state: "State", plan: Plan, fakes: Fakes | None = None) -> dict[str
     `fakes`: the last D step's output, with G's graph; without them G draws anew (generation only:
     a paired task's G needs a batch's sources). The task adds its other terms to the adversarial one.
     """
-    state.discriminator.requires_grad_(False)
+    trainable = [p for p in state.discriminator.parameters() if p.requires_grad]  # a frozen part stays frozen
+    for parameter in trainable:
+        parameter.requires_grad_(False)
     fake, condition, batch = fakes if fakes is not None else (*plan.task.fake(state, plan, None, graph=True), None)
     with plan.autocast():
         scores = plan.net(state.discriminator)(plan.d_view(fake.float()), **condition).float()
@@ -188,7 +190,8 @@ def g_update(state: "State", plan: Plan, fakes: Fakes | None = None) -> dict[str
     terms["loss_g"].backward()
     plan.world.average_gradients(state.generator)
     state.opt_g.step()
-    state.discriminator.requires_grad_(True)
+    for parameter in trainable:
+        parameter.requires_grad_(True)
     if state.ema is not None:
         state.ema.update(state.generator)
     return {k: v.detach() for k, v in terms.items()}

@@ -153,12 +153,31 @@ TINY_STAGES = ("plots_page", "prepare", "features", "reference", "train", "gener
 def tiny_pipeline(tmp_path_factory) -> Path:
     """One finished tiny pipeline for the tests that only read its outputs: each stage script of dvc.yaml
     run in order, with dvc.yaml's arguments, in a fresh folder. Runs once per test session."""
-    root = tmp_path_factory.mktemp("tiny-pipeline")
-    write_params(root, TINY)
-    for stage in TINY_STAGES:
+    return run_pipeline(tmp_path_factory.mktemp("tiny-pipeline"), TINY, TINY_STAGES)
+
+
+def run_pipeline(root: Path, params: dict, stages: tuple[str, ...]) -> Path:
+    """params.yaml with `params`, then each stage script in order with dvc.yaml's arguments; fails on the first
+    stage that fails, with its output."""
+    write_params(root, params)
+    for stage in stages:
         result = run_stage(stage, root, *dvc_stage_args(stage))
         assert result.returncode == 0, f"{stage} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
     return root
+
+
+def assert_refused(overrides: dict, says: str) -> None:
+    """The shipped params.yaml with `overrides` (section -> keys) is refused before any work, in one line
+    that contains `says`."""
+    from gan.config import parse_params
+    from gan.errors import UserError
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for section, values in overrides.items():
+        params[section].update(values)
+    with pytest.raises(UserError) as caught:
+        parse_params(params)
+    assert says in str(caught.value) and "\n" not in str(caught.value), str(caught.value)
 
 
 def only_checkpoint(directory: Path) -> Path | None:
@@ -279,6 +298,19 @@ def make_run_dir(path: Path, params: dict) -> Path:
     prepare(cfg, path / "data" / "prepared")
     build_evaluator(cfg, path / "data" / "prepared", path / "models" / "evaluator.pt", path / "features.json")
     return path
+
+
+def crash_and_resume(tmp_path: Path, params: dict) -> tuple[Path, Path, subprocess.CompletedProcess, int]:
+    """The same training run twice: straight through, and killed at its first checkpoint then resumed.
+    Returns (straight folder, crashed folder, the resumed run's result, the step it resumed at)."""
+    straight = make_run_dir(tmp_path / "straight", params)
+    assert run_train(straight).returncode == 0
+    crashed = make_run_dir(tmp_path / "crashed", params)
+    killed_at = kill_at_first_checkpoint(crashed, params["train"]["steps"])
+    resumed = run_train(crashed)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming at step {killed_at}" in resumed.stdout
+    return straight, crashed, resumed, killed_at
 
 
 def start_mlflow_server(command: list[str], uri: str, log_path: Path, timeout: float = 240,

@@ -17,7 +17,7 @@ from mlflow import MlflowClient
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from conftest import ROOT, TINY, dvc_stage_args, run_gan, run_stage, write_params
+from conftest import ROOT, TINY, assert_refused, dvc_stage_args, run_gan, run_pipeline, run_stage, write_params
 from gan.config import parse_params
 from gan.data import load_prepared
 from gan.errors import UserError
@@ -43,14 +43,9 @@ BEATS = {"edges": ("psnr_y_pooled", "psnr_y_pooled_source"), "mask": ("psnr_y_po
 @pytest.fixture(scope="session", params=sorted(PIPELINES))
 def paired(request, tmp_path_factory):
     name = request.param
-    root = tmp_path_factory.mktemp(f"task-{name}")
     params = {**TINY, **PIPELINES[name], "train": TASK_TRAIN}
     params["model"] = {**TINY["model"], **PIPELINES[name]["model"]}
-    write_params(root, params)
-    for stage in STAGES:
-        result = run_stage(stage, root, *dvc_stage_args(stage))
-        assert result.returncode == 0, f"{stage} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
-    return name, root
+    return name, run_pipeline(tmp_path_factory.mktemp(f"task-{name}"), params, STAGES)
 
 
 def _metrics(root):
@@ -162,12 +157,7 @@ def test_the_prepared_sources_are_hashed_with_the_targets(tmp_path):
     ({"task": {"name": "translation", "source": "mask", "hole": 0}, "model": {"arch": "unet"}}, "task.hole must be"),
 ])
 def test_task_params_are_checked_before_any_work(overrides, says):
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for section, values in overrides.items():
-        params[section].update(values)
-    with pytest.raises(UserError) as caught:
-        parse_params(params)
-    assert says in str(caught.value) and "\n" not in str(caught.value)
+    assert_refused(overrides, says)
 
 
 def test_every_catalog_task_has_a_task_and_an_architecture():
@@ -195,15 +185,9 @@ def test_a_killed_paired_run_resumes_and_ends_bit_identical_to_an_uninterrupted_
     triptychs go through the same checkpoint and resume as generation."""
     import torch
 
-    from conftest import kill_at_first_checkpoint, make_run_dir, run_train
+    from conftest import crash_and_resume
 
-    straight = make_run_dir(tmp_path / "straight", RESUME)
-    assert run_train(straight).returncode == 0
-    crashed = make_run_dir(tmp_path / "crashed", RESUME)
-    killed_at = kill_at_first_checkpoint(crashed, RESUME["train"]["steps"])
-    resumed = run_train(crashed)
-    assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming at step {killed_at}" in resumed.stdout
+    straight, crashed, _, _ = crash_and_resume(tmp_path, RESUME)
     a, b = (torch.load(d / "models/generator.pt", weights_only=True)["state_dict"] for d in (straight, crashed))
     assert all(torch.equal(a[k], b[k]) for k in a)
     for report in ("history.tsv", "eval.tsv"):

@@ -16,7 +16,7 @@ import torch
 import yaml
 from PIL import Image
 
-from conftest import ROOT, TINY, dvc_stage_args, run_gan, run_stage, write_params
+from conftest import TINY, assert_refused, run_gan, run_pipeline
 from gan import captions, text
 from gan.config import parse_params
 from gan.data import load_prepared
@@ -30,12 +30,7 @@ TEXT = {**TINY, "task": {"name": "text", "align_steps": 60}, "features": {"epoch
 
 @pytest.fixture(scope="session")
 def text_pipeline(tmp_path_factory):
-    root = tmp_path_factory.mktemp("text-pipeline")
-    write_params(root, TEXT)
-    for stage in STAGES:
-        result = run_stage(stage, root, *dvc_stage_args(stage))
-        assert result.returncode == 0, f"{stage} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
-    return root
+    return run_pipeline(tmp_path_factory.mktemp("text-pipeline"), TEXT, STAGES)
 
 
 def test_prepare_writes_captions_of_each_image_and_their_tokens_under_the_data_hash(text_pipeline, tmp_path):
@@ -192,12 +187,7 @@ def test_the_image_text_judge_learns_to_match_pictures_to_their_captions(text_pi
     ({"task": {"name": "text", "align_steps": 0}}, "task.align_weight > 0 needs a fitted judge"),
 ])
 def test_text_params_are_checked_before_any_work(overrides, says):
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for section, values in overrides.items():
-        params[section].update(values)
-    with pytest.raises(UserError) as caught:
-        parse_params(params)
-    assert says in str(caught.value) and "\n" not in str(caught.value)
+    assert_refused(overrides, says)
 
 
 @pytest.mark.parametrize("encoder", ["wordllama", "scratch"])
@@ -218,3 +208,23 @@ def test_both_encoders_build_a_text_conditional_pair_that_reads_the_caption(enco
     assert d(out, tokens).shape == (2,)
     with pytest.raises(ValueError, match="caption tokens"):
         g(z, None)
+
+
+RESUME = {"task": {"name": "text", "align_steps": 40}, "model": {"arch": "dcgan", "width": 8},
+          "features": {"epochs": 1, "ssl_steps": 20},
+          "train": {"steps": 80, "batch_size": 16, "checkpoint_every": 20, "sample_every": 40, "log_every": 10,
+                    "eval_every": 40, "eval_samples": 100}}
+
+
+@pytest.mark.system
+def test_a_killed_text_run_resumes_with_its_judge_and_ends_bit_identical_to_an_uninterrupted_one(tmp_path):
+    """The judge is fitted once, before step 0, and comes back from the checkpoint: a resumed run neither refits
+    it nor trains on another one, and its batches draw the same captions."""
+    from conftest import crash_and_resume
+
+    straight, crashed, resumed, _ = crash_and_resume(tmp_path, RESUME)
+    assert "judge fitted" not in resumed.stdout
+    a, b = (torch.load(d / "models/generator.pt", weights_only=True)["state_dict"] for d in (straight, crashed))
+    assert any(k.startswith("alignment.") for k in a) and all(torch.equal(a[k], b[k]) for k in a)
+    for report in ("history.tsv", "eval.tsv"):
+        assert (straight / "reports/train" / report).read_text() == (crashed / "reports/train" / report).read_text()
