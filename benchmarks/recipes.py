@@ -156,8 +156,6 @@ TABLES = (
     Table("text2digit", TEXT, (
         Row("recipe (WordLlama token vectors, image-text judge, GAN-CLS)", "text2digit"),
         Row("word vectors from scratch (the ablation)", "text2digit", ("task.encoder=scratch",)),
-        Row("− image-text judge (each network learns its own encoder)", "text2digit", ("task.align_weight=0",)),
-        Row("− matching-aware D", "text2digit", ("task.mismatch=false",)),
     )),
 )
 

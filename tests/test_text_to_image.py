@@ -228,3 +228,32 @@ def test_a_killed_text_run_resumes_with_its_judge_and_ends_bit_identical_to_an_u
     assert any(k.startswith("alignment.") for k in a) and all(torch.equal(a[k], b[k]) for k in a)
     for report in ("history.tsv", "eval.tsv"):
         assert (straight / "reports/train" / report).read_text() == (crashed / "reports/train" / report).read_text()
+
+
+def test_a_text_step_runs_in_bf16_with_channels_last_on_the_cpu(text_pipeline):
+    """The CUDA fast path (bf16 autocast, channels_last) on the text pair with its judge, run where CI can: the
+    CPU. G learns, the judge does not move."""
+    from gan import alignment
+    from gan.state import Batches
+    from gan.tasks import make_task
+    from gan.training import build_state
+    from gan.updates import make_plan, train_step
+
+    prepared = load_prepared(text_pipeline / "data" / "prepared")
+    raw = yaml.safe_load((text_pipeline / "params.yaml").read_text())
+    raw["train"].update(precision="bf16", batch_size=8)
+    cfg = parse_params(raw)
+    cpu = torch.device("cpu")
+    task = make_task(cfg, prepared.meta)
+    state = build_state(cfg, tuple(prepared.meta["shape"]), cpu, 0, task=task)
+    task.alignment = state.generator.alignment  # an unfitted judge: this test is about the step, not the fit
+    alignment.freeze(task.alignment)
+    plan = make_plan(cfg, 0, None, cpu, task=task)
+    assert plan.precision == "bf16" and plan.channels_last
+    judge = {k: v.clone() for k, v in task.alignment.state_dict().items()}
+    before = [p.detach().clone() for p in state.generator.net.parameters()]
+    batches = Batches(prepared.train_x, "images", cpu, state.index_rng, None, None, prepared.train_tokens)
+    stats = train_step(state, plan, batches)
+    assert set(stats) == set(task.columns) and all(torch.isfinite(v) for v in stats.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, state.generator.net.parameters()))
+    assert all(torch.equal(judge[k], v) for k, v in task.alignment.state_dict().items())
