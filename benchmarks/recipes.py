@@ -76,11 +76,6 @@ SRGAN = ("Ledig et al. 2017 (SRGAN), Table 2: Set5 x4, PSNR on Y with 4 border p
          "at full size, so only the direction compares (the GAN gives up PSNR for realism); not run here")
 PACGAN = "Lin et al. 2018 (PacGAN), Table 1: 2,500 samples, mean of 10 runs, about 400k iterations; not run here"
 
-TEXT = (("digit accuracy (seen)", "accuracy_prompt_seen", 3), ("digit accuracy (held out)", "accuracy_prompt_held_out", 3),
-        ("thickness ρ (seen)", "spearman_thickness_seen", 2), ("slant ρ (seen)", "spearman_slant_seen", 2),
-        ("thickness ρ (held out)", "spearman_thickness_held_out", 2), ("slant ρ (held out)", "spearman_slant_held_out", 2),
-        ("FID (domain)", "fid_domain", 2))
-
 TABLES = (
     Table("grid25", MODES, (
         Row("recipe", "grid25"),
@@ -153,10 +148,6 @@ TABLES = (
             "sr4-photos", suffix="_real"),
     ), (("bicubic (cited)", ("28.43", "–", "–")), ("SRResNet (cited)", ("32.05", "–", "–")),
         ("SRGAN (cited)", ("29.40", "–", "–"))), SRGAN),
-    Table("text2digit", TEXT, (
-        Row("recipe (WordLlama token vectors, image-text judge, GAN-CLS)", "text2digit"),
-        Row("word vectors from scratch (the ablation)", "text2digit", ("task.encoder=scratch",)),
-    )),
 )
 
 
