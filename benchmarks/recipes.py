@@ -42,6 +42,7 @@ class Row:
     recipe: str | None  # None: plain `dvc exp run` with the overrides on params.yaml's defaults
     overrides: tuple[str, ...] = ()  # extra `-S key=value`: the ablation
     suffix: str = ""  # read `<key><suffix>` of the same runs (a paired task's baseline `_bicubic`, `_real`): no new run
+    keys: tuple[tuple[str, str], ...] = ()  # (column's key, the key this row reads instead; "" = no such number)
 
 
 @dataclass(frozen=True)
@@ -69,12 +70,26 @@ TRANSLATION = (("PSNR (Y, pooled)", "psnr_y_pooled", 2), ("SSIM (Y)", "ssim_y_cr
 INPAINTING = TRANSLATION[:1] + (("PSNR in holes", "psnr_y_pooled_hole", 2),) + TRANSLATION[1:]
 SUPER_RESOLUTION = (("PSNR (Y, crop 4)", "psnr_y_crop4", 2), ("SSIM (Y, crop 4)", "ssim_y_crop4", 3),
                     ("FID (domain)", "fid_domain_{n}", 2), ("classifier accuracy", "accuracy_domain_{n}", 3))
+# text-to-image: the requested digit's accuracy and the attributes' rank correlation, per phrasing (docs/text.md)
+TEXT = (("digit accuracy, held-out words", "accuracy_prompt_held_out", 3),
+        ("digit accuracy, seen words", "accuracy_prompt_seen", 3),
+        ("thickness ρ, held-out", "spearman_thickness_held_out", 2), ("thickness ρ, seen", "spearman_thickness_seen", 2),
+        ("slant ρ, held-out", "spearman_slant_held_out", 2), ("slant ρ, seen", "spearman_slant_seen", 2),
+        ("FID (domain)", "fid_domain_{n}", 2))
 PIX2PIX = ("Isola et al. 2017 (pix2pix), Table 1: Cityscapes labels -> photo, 256 px, FCN-8s per-pixel accuracy of "
            "the outputs (our analogue: the domain classifier's accuracy); another data set and network, so only the "
            "order of the rows compares; not run here")
 SRGAN = ("Ledig et al. 2017 (SRGAN), Table 2: Set5 x4, PSNR on Y with 4 border pixels cropped; natural photographs "
          "at full size, so only the direction compares (the GAN gives up PSNR for realism); not run here")
 PACGAN = "Lin et al. 2018 (PacGAN), Table 1: 2,500 samples, mean of 10 runs, about 400k iterations; not run here"
+
+# the text2digit recipe's GAN with class labels instead of captions: today's class-conditional route
+CLASS_CONDITIONAL = ("task.name=generation", "model.conditional=true")
+# what that row reads for the text columns: the classifier's agreement with the label asked for; no attributes
+CLASS_CONDITIONAL_KEYS = (("accuracy_prompt_held_out", "agreement_domain"), ("accuracy_prompt_seen", ""),
+                          ("spearman_thickness_held_out", ""), ("spearman_thickness_seen", ""),
+                          ("spearman_slant_held_out", ""), ("spearman_slant_seen", ""),
+                          ("fid_domain_{n}", "fid_domain"))
 
 TABLES = (
     Table("grid25", MODES, (
@@ -148,6 +163,13 @@ TABLES = (
             "sr4-photos", suffix="_real"),
     ), (("bicubic (cited)", ("28.43", "–", "–")), ("SRResNet (cited)", ("32.05", "–", "–")),
         ("SRGAN (cited)", ("29.40", "–", "–"))), SRGAN),
+    Table("text2digit", TEXT, (
+        Row("recipe (WordLlama token vectors, judge, matching-aware D)", "text2digit"),
+        Row("from-scratch word encoder", "text2digit", ("task.encoder=scratch",)),
+        Row("− judge (each network trains its own encoder)", "text2digit", ("task.align_weight=0",)),
+        Row("class-conditional G of the labels (baseline: digit only; accuracy = the classifier's agreement)",
+            "text2digit", CLASS_CONDITIONAL, keys=CLASS_CONDITIONAL_KEYS),
+    )),
 )
 
 
@@ -241,7 +263,9 @@ def render_table(table: Table, rows: list[tuple[Row, list[dict[str, float]], lis
     lines = [f"**{table.recipe}**", "", "| variant | " + " | ".join(heads) + " | s/run |",
              "|---" * (len(heads) + 2) + "|"]
     for row, runs, seconds in rows:
-        cells = [cell([metric(m, key, row.suffix) for m in runs], d) for _, key, d in table.columns]
+        read = dict(row.keys)
+        cells = [cell([metric(m, read.get(key, key), row.suffix) if read.get(key, key) else None for m in runs], d)
+                 for _, key, d in table.columns]
         change = f" (`{'`, `'.join(row.overrides)}`)" if row.overrides else ""
         took = "–" if row.suffix else f"{np.mean(seconds):.0f}"  # a baseline row ran nothing of its own
         lines.append(f"| {row.label}{change} | " + " | ".join(cells) + f" | {took} |")

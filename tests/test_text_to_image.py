@@ -257,3 +257,45 @@ def test_a_text_step_runs_in_bf16_with_channels_last_on_the_cpu(text_pipeline):
     assert set(stats) == set(task.columns) and all(torch.isfinite(v) for v in stats.values())
     assert any(not torch.equal(a, b) for a, b in zip(before, state.generator.net.parameters()))
     assert all(torch.equal(judge[k], v) for k, v in task.alignment.state_dict().items())
+
+
+def write_captioned_shapes(root, count: int = 48) -> None:
+    """A folder of the user's captioned pictures: red or blue circles and squares as PNG files, each with a .txt
+    of two captions beside it."""
+    from PIL import ImageDraw
+
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True)
+    for i in range(count):
+        color, shape = ("red", "blue")[i % 2], ("circle", "square")[(i // 2) % 2]
+        image = Image.new("RGB", (32, 32), "white")
+        box = [int(v) for v in rng.integers(2, 8, size=2)] + [int(v) for v in rng.integers(24, 30, size=2)]
+        (ImageDraw.Draw(image).ellipse if shape == "circle" else ImageDraw.Draw(image).rectangle)(box, fill=color)
+        image.save(root / f"{i:03d}.png")
+        (root / f"{i:03d}.txt").write_text(f"a {color} {shape}\n{shape}, {color}\n")
+
+
+def test_a_folder_of_captioned_pictures_trains_and_samples_from_its_own_words(tmp_path):
+    """The user's route: images with a .txt of captions beside each, through every stage and `gan sample`."""
+    root = tmp_path / "run"
+    write_captioned_shapes(root / "pictures")
+    prompts = ["a red circle", "a blue square"]
+    params = {**TEXT, "data": {"name": "folder", "root": "pictures", "image_size": 32},
+              "task": {**TEXT["task"], "captions": 2}, "generate": {**TINY["generate"], "prompts": prompts},
+              "train": {**TEXT["train"], "batch_size": 16}, "evaluate": {"num_samples": 40}}
+    run_pipeline(root, params, STAGES)
+
+    prepared = load_prepared(root / "data" / "prepared")
+    assert "thresholds" not in prepared.meta["text"]  # no labels, no attributes: the user's words only
+    words = {prepared.meta["text"]["vocabulary"].count(int(i)) for i in text.tokenize(["circle square red blue"])[0] if i}
+    assert words == {1}  # every word of the sidecars is in the training vocabulary
+    firsts = {str(c) for c in prepared.train_caption[:, 0]}
+    assert firsts <= {"a red circle", "a blue circle", "a red square", "a blue square"} and len(firsts) == 4
+    metrics = json.loads((root / "reports" / "metrics.json").read_text())
+    assert any(k.startswith("fid_domain") for k in metrics) and not any("prompt" in k for k in metrics)
+    assert Image.open(root / "reports" / "generate" / "prompts.png").size[1] > 0
+    result = run_gan("sample", "--model", str(root / "models" / "generator.pt"), "--prompt", prompts[0],
+                     "--prompt", prompts[1], "-n", "3", "-o", str(tmp_path / "s.npz"))
+    assert result.returncode == 0, result.stderr
+    drawn = np.load(tmp_path / "s.npz")
+    assert drawn["x"].shape == (6, 32, 32, 3) and list(drawn["prompt"]) == [prompts[0]] * 3 + [prompts[1]] * 3
