@@ -109,9 +109,9 @@ class TaskConfig:
     captions: int = _param(3, _positive, "> 0", doc="text: captions kept per training image (one drawn per step)")
     mismatch: bool = _param(True, doc="text: GAN-CLS's matching-aware D (a real image with another image's "
                                       "caption counts as fake)")
-    align_steps: int = _param(400, _non_negative, ">= 0", doc="text: steps that fit the image-text judge of G's "
+    align_steps: int = _param(1000, _non_negative, ">= 0", doc="text: steps that fit the image-text judge of G's "
                                                                 "match term before the GAN starts")
-    align_weight: float = _param(1.0, _non_negative, ">= 0", doc="text: weight of G's match term (each image should "
+    align_weight: float = _param(2.0, _non_negative, ">= 0", doc="text: weight of G's match term (each image should "
                                                                  "pick its own caption; 0: off)")
     feature_weight: float = _param(0.0, _non_negative, ">= 0",
                                    doc="translation, super_resolution: the weight of the perceptual term, L1 "
