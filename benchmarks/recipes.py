@@ -12,7 +12,9 @@ read from each experiment's reports/metrics.json. The table (mean ± std over se
 per run, the machine) goes to reports/benchmarks/recipes.md; with --update-docs (alias
 --update-readme) it also replaces, in docs/recipes.md, the marked block of each table it just made
 (`<!-- recipes-table:NAME -->` ... `<!-- /recipes-table:NAME -->`) and leaves the other blocks as they
-are. Rows cited from papers are marked as such and are not measured here.
+are. Rows cited from papers are marked as such and are not measured here. Each finished run is
+appended to reports/benchmarks/recipes.runs.jsonl (beside --out) with the git tree of the code it ran:
+run again after a crash or a stop, the benchmark reuses the runs of the same code and runs the rest.
 """
 
 from __future__ import annotations
@@ -236,6 +238,12 @@ def metric(metrics: dict[str, float], key: str, suffix: str = "") -> float | Non
     return None if found[0] is None else float(found[0])
 
 
+def row_value(metrics: dict[str, float], key: str, row: Row) -> float | None:
+    """A column's number for this row: the column's key, or the one the row reads instead (None: no such number)."""
+    key = dict(row.keys).get(key, key)
+    return metric(metrics, key, row.suffix) if key else None
+
+
 def cell(values: list[float | None], decimals: int) -> str:
     """mean ± std [lowest, highest] over seeds: a bar that must hold on every seed is read off the range."""
     if any(v is None for v in values):
@@ -263,9 +271,7 @@ def render_table(table: Table, rows: list[tuple[Row, list[dict[str, float]], lis
     lines = [f"**{table.recipe}**", "", "| variant | " + " | ".join(heads) + " | s/run |",
              "|---" * (len(heads) + 2) + "|"]
     for row, runs, seconds in rows:
-        read = dict(row.keys)
-        cells = [cell([metric(m, read.get(key, key), row.suffix) if read.get(key, key) else None for m in runs], d)
-                 for _, key, d in table.columns]
+        cells = [cell([row_value(m, key, row) for m in runs], d) for _, key, d in table.columns]
         change = f" (`{'`, `'.join(row.overrides)}`)" if row.overrides else ""
         took = "–" if row.suffix else f"{np.mean(seconds):.0f}"  # a baseline row ran nothing of its own
         lines.append(f"| {row.label}{change} | " + " | ".join(cells) + f" | {took} |")
@@ -312,6 +318,25 @@ def update_docs(blocks: dict[str, str], page: Path = DOCS) -> None:
     page.write_text(text)
 
 
+def finished_runs(ledger: Path, tree: str) -> dict[tuple, tuple[dict[str, float], float]]:
+    """The runs a crashed or stopped benchmark finished on this very code (the scratch clone's git tree): a rerun
+    reuses them instead of starting over; runs of other code are ignored."""
+    done: dict[tuple, tuple[dict[str, float], float]] = {}
+    if ledger.is_file():
+        for line in ledger.read_text().splitlines():
+            entry = json.loads(line)
+            if entry["tree"] == tree:
+                done[(entry["recipe"], tuple(entry["overrides"]), entry["seed"])] = (entry["metrics"], entry["seconds"])
+    return done
+
+
+def record_run(ledger: Path, tree: str, run_key: tuple, metrics: dict[str, float], seconds: float) -> None:
+    recipe, overrides, seed = run_key
+    with open(ledger, "a") as file:
+        file.write(json.dumps({"tree": tree, "recipe": recipe, "overrides": list(overrides), "seed": seed,
+                               "metrics": metrics, "seconds": seconds}) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -349,8 +374,11 @@ def main() -> None:
         env = scratch_clone(scratch)
         if args.threads:
             env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
-        with open(out.with_suffix(".log"), "w") as log:
-            done: dict[tuple, tuple[dict[str, float], float]] = {}  # a baseline row reads its recipe's runs
+        tree = subprocess.run(["git", "rev-parse", "HEAD^{tree}"], cwd=scratch, env=env, check=True,
+                              capture_output=True, text=True).stdout.strip()
+        ledger = out.with_suffix(".runs.jsonl")
+        with open(out.with_suffix(".log"), "a") as log:
+            done = finished_runs(ledger, tree)  # a baseline row reads its recipe's runs; a rerun, the ledger's
             for table in tables:
                 results[table.recipe] = []
                 for row in table.rows:
@@ -359,11 +387,12 @@ def main() -> None:
                         run_key = (row.recipe, row.overrides, seed)
                         if run_key not in done:
                             done[run_key] = run_one(scratch, env, replace(row, suffix=""), seed, log)
+                            record_run(ledger, tree, run_key, *done[run_key])
                         metrics, took = done[run_key]
                         runs.append(metrics)
                         seconds.append(took)
                         print(f"{table.recipe} | {row.label} | seed {seed}: "
-                              + ", ".join(f"{k} {metric(metrics, k, row.suffix)}" for _, k, _ in table.columns)
+                              + ", ".join(f"{k} {row_value(metrics, k, row)}" for _, k, _ in table.columns)
                               + f" | {took:.0f} s", flush=True)
                     results[table.recipe].append((row, runs, seconds))
                 out.write_text(render(results, args.seeds, command, args.threads))  # partial results survive

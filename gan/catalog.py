@@ -28,6 +28,10 @@ DATASET_KINDS: dict[str, str] = {
 
 # task.name: what G maps from and to (gan.tasks); each task trains the architectures that take its input
 TASKS: tuple[str, ...] = ("generation", "translation", "super_resolution", "text")
+# what generate writes and evaluate scores, per task: G's samples from noise; its outputs for the held-out pairs
+# (beside the baseline and the real targets); or samples for captions and for prompted requests
+OUTPUTS: dict[str, str] = {"generation": "samples", "translation": "paired", "super_resolution": "paired",
+                           "text": "prompted"}
 TEXT_ENCODERS: tuple[str, ...] = ("wordllama", "scratch")  # task.encoder: pretrained token vectors, or learned
 CAPTIONED_DATASETS: tuple[str, ...] = ("mnist5k", "mnist", "folder")  # task.name=text: where captions come from
 # task.source (translation): what G translates from, derived from the target images in prepare (gan.pairs)

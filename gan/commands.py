@@ -121,8 +121,7 @@ def sample(args: argparse.Namespace) -> int:
 def _sample_prompts(args: argparse.Namespace, generator: torch.nn.Module, saved: dict[str, Any], source: str,
                     out: Path) -> int:
     """A text-to-image G: -n samples for each --prompt, one row per prompt (the same latents in every row)."""
-    from gan import sampling, text
-    from gan.runtime import generator_for
+    from gan.tasks import prompting
 
     if saved.get("task") != "text":
         raise UserError(f"--prompt: {args.model} is not a text-to-image model (task {saved.get('task', 'generation')})"
@@ -132,18 +131,12 @@ def _sample_prompts(args: argparse.Namespace, generator: torch.nn.Module, saved:
                         f"--prompt \"a thick 7 leaning right\" (repeat --prompt for more rows)")
     if args.class_ is not None:
         raise UserError("--class: a text-to-image model takes --prompt, not a class; name the digit in the prompt")
-    device = torch.device("cpu")
-    tokens = text.tokenize(args.prompt, int(saved["task_inputs"]["text"]["max_len"])).repeat_interleave(args.n, 0)
-    z = sampling.noise(args.n, saved["latent_dim"], generator_for(args.seed, "gan-sample", device), device)
-    with torch.no_grad():
-        samples = sampling.sample(generator, z.repeat(len(args.prompt), 1), 500, tokens)
+    images = prompting.rows(generator, saved, args.prompt, args.n, args.seed, "gan-sample", 500, torch.device("cpu"))
     if out.suffix == ".npz":
-        np.savez(out, x=to_stored(samples), prompt=np.repeat(np.array(args.prompt, dtype=np.str_), args.n))
+        np.savez(out, x=images.reshape(-1, *images.shape[2:]),
+                 prompt=np.repeat(np.array(args.prompt, dtype=np.str_), args.n))
     else:
-        from gan.tasks.prompting import save_rows
-
-        images = to_stored(samples)
-        save_rows(args.prompt, images.reshape(len(args.prompt), args.n, *images.shape[1:]), out)
+        prompting.save_rows(args.prompt, images, out)
     print(f"gan sample: {args.n} samples for each of {len(args.prompt)} prompts of {source}, seed {args.seed} -> {out}")
     return 0
 

@@ -328,7 +328,9 @@ def _cross_check(cfg: Config, fail: Callable[[str], typing.NoReturn]) -> None:
             readers = [n for n, a in catalog.ARCHITECTURES.items() if key in a.options]
             fail(f"model.{key} applies to model.arch={' or '.join(readers)}, not {cfg.model.arch}; "
                  f"remove it or set model.arch: {readers[0]}")
-    _check_task(cfg, kind, fail)
+    from gan.task_params import check_task  # it reads this module's defaults
+
+    check_task(cfg, kind, fail)
     if cfg.model.latent_components and cfg.model.latent_dim < 2:
         fail(f"model.latent_components={cfg.model.latent_components} takes the first latent coordinate to pick "
              f"the component, so model.latent_dim must be >= 2, got {cfg.model.latent_dim}")
@@ -356,80 +358,6 @@ def _cross_check(cfg: Config, fail: Callable[[str], typing.NoReturn]) -> None:
     if cfg.evaluate.num_samples > cfg.generate.num_samples:
         fail(f"evaluate.num_samples ({cfg.evaluate.num_samples}) must be <= generate.num_samples "
              f"({cfg.generate.num_samples}): evaluate scores the samples that generate wrote")
-
-
-def _yaml(value: Any) -> str:
-    """A value as params.yaml writes it (false, [], 0.0)."""
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
-
-
-# the task.* keys besides name, and the tasks that read each
-TASK_KEYS: dict[str, tuple[str, ...]] = {
-    "source": ("translation",), "mask": ("translation",), "hole": ("translation",), "scale": ("super_resolution",),
-    "content_weight": ("translation", "super_resolution"), "adversarial_weight": ("translation", "super_resolution"),
-    "feature_weight": ("translation", "super_resolution"),
-    "encoder": ("text",), "text_dim": ("text",), "captions": ("text",), "mismatch": ("text",),
-    "align_steps": ("text",), "align_weight": ("text",),
-}
-
-
-def _check_task(cfg: Config, kind: str, fail: Callable[[str], typing.NoReturn]) -> None:
-    """The task, its architecture and the keys that only generation reads."""
-    task, arch = cfg.task, cfg.model.arch
-    owner = catalog.ARCHITECTURES[arch].task
-    if task.name == "text":
-        _check_text(cfg, fail)
-    elif owner != task.name:
-        fitting = [n for n, a in catalog.ARCHITECTURES.items() if a.task == task.name]
-        fail(f"model.arch={arch} is a {owner} architecture, but task.name={task.name}; set model.arch: "
-             f"{' or '.join(fitting)}")
-    defaults = TaskConfig()
-    for key, readers in TASK_KEYS.items():
-        if task.name not in readers and getattr(task, key) != getattr(defaults, key):
-            fail(f"task.{key} applies to task.name={' or '.join(readers)}, not {task.name}; remove it")
-    if task.name != "text" and cfg.generate.prompts != GenerateConfig().prompts:
-        fail(f"generate.prompts applies to task.name=text, not {task.name}; remove it")
-    if task.name in ("generation", "text"):
-        return
-    for key in ("mask", "hole"):
-        if task.source != "mask" and getattr(task, key) != getattr(defaults, key):
-            fail(f"task.{key} applies to task.source=mask, not {task.source}; remove it")
-    if kind != "images":
-        fail(f"task.name={task.name} works on images, but data.name={cfg.data.name} gives {kind}")
-    if task.name == "super_resolution" and cfg.data.image_size % task.scale:
-        fail(f"data.image_size ({cfg.data.image_size}) must be divisible by task.scale ({task.scale})")
-    if task.content_weight == 0 and task.adversarial_weight == 0 and task.feature_weight == 0:
-        fail("task.content_weight, task.adversarial_weight and task.feature_weight are all 0: G would learn "
-             "nothing; set one > 0")
-    m, t = cfg.model, cfg.train
-    generation_only = [("model.conditional", m.conditional, False), ("model.latent_components", m.latent_components, 0),
-                       ("train.pack", t.pack, 1), ("train.ema_half_life_images", t.ema_half_life_images, 0.0),
-                       ("evaluate.repeats", cfg.evaluate.repeats, 1)]  # G's output on a source is deterministic
-    if task.name == "translation":  # D judges (source, image) pairs: an augmentation would have to move both
-        generation_only.append(("train.augment", list(t.augment), []))
-    for key, value, off in generation_only:
-        if value != off:
-            fail(f"{key}={_yaml(value)} is not implemented for task.name={task.name}; set {key}: {_yaml(off)}")
-
-
-def _check_text(cfg: Config, fail: Callable[[str], typing.NoReturn]) -> None:
-    """Text-to-image: captions must come from somewhere, and G takes a sentence instead of a class."""
-    if cfg.data.name not in catalog.CAPTIONED_DATASETS:
-        fail(f"task.name=text needs captions, which data.name={cfg.data.name} does not have; use mnist5k or mnist "
-             f"(captions made from the label and the stroke's thickness and slant) or folder (a .txt of captions "
-             f"beside each image)")
-    if not catalog.ARCHITECTURES[cfg.model.arch].text:
-        fitting = " or ".join(n for n, a in catalog.ARCHITECTURES.items() if a.text)
-        fail(f"model.arch={cfg.model.arch} cannot be conditioned on text (task.name=text); set model.arch: {fitting}")
-    if cfg.task.align_weight and not cfg.task.align_steps:
-        fail("task.align_weight > 0 needs a fitted judge: set task.align_steps > 0 (or task.align_weight: 0)")
-    m, t = cfg.model, cfg.train
-    for key, value, off in (("model.conditional", m.conditional, False), ("model.latent_components",
-                            m.latent_components, 0), ("train.pack", t.pack, 1),
-                            ("train.ema_half_life_images", t.ema_half_life_images, 0.0),
-                            ("evaluate.repeats", cfg.evaluate.repeats, 1)):
-        if value != off:
-            fail(f"{key}={_yaml(value)} is not implemented for task.name=text; set {key}: {_yaml(off)}")
 
 
 # keys that were renamed: an old params.yaml gets the new name instead of "unknown key"

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gan import tracking
+from gan import catalog, tracking
 from gan.config import Config
 from gan.data import is_npz, load_prepared
 from gan.errors import UserError, one_line
@@ -46,19 +46,34 @@ class EvaluatePaths:
     details: Path  # reports/evaluate: protocol.json, per_class.json
 
 
-def load_samples(path: Path, count: int, meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
-    """generate's first `count` samples; a damaged file, or one unlike the data of meta.json, is one line."""
-    fix = "run `dvc repro -f generate`"
+FIX_SAMPLES = "run `dvc repro -f generate`"
+
+
+def read_samples(path: Path) -> dict[str, np.ndarray]:
+    """Every array of generate's samples.npz (`x`, and `y` or a task's own); a missing or damaged file is one
+    line."""
     if not path.is_file():
         raise UserError(f"{path}: no generated samples; run `dvc repro generate` first")
     try:
         if not is_npz(path):
             raise ValueError("not an .npz archive")
         with np.load(path) as saved:
-            samples = saved["x"]
-            labels = saved["y"] if "y" in saved.files else None
+            arrays = {name: saved[name] for name in saved.files}
+        if "x" not in arrays:
+            raise KeyError("x is not a file in the archive")
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        raise UserError(f"{path}: unreadable samples ({type(exc).__name__}: {one_line(exc, 200)}); {fix}") from None
+        raise UserError(f"{path}: unreadable samples ({type(exc).__name__}: {one_line(exc, 200)}); "
+                        f"{FIX_SAMPLES}") from None
+    return arrays
+
+
+def load_samples(path: Path, count: int, meta: dict[str, Any],
+                 arrays: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """generate's first `count` samples (from `arrays` when read already); a damaged file, or one unlike the
+    data of meta.json, is one line."""
+    fix = FIX_SAMPLES
+    arrays = read_samples(path) if arrays is None else arrays
+    samples, labels = arrays["x"], arrays.get("y")
     _check_samples(path, samples, labels, meta, fix)
     if len(samples) < count:
         raise UserError(f"{path} holds {len(samples)} samples but evaluate.num_samples is {count}; "
@@ -123,13 +138,16 @@ def evaluate(cfg: Config, paths: EvaluatePaths) -> dict[str, float]:
     device = resolve_device(cfg.train.device)
     generator = load_generator(paths.generator, device)  # for the classes it takes, and for repeats
     saved = generator[1]
-    paired = saved["task"] not in ("generation", "text")  # text scores its samples as generation does, and more
+    outputs = catalog.OUTPUTS[saved["task"]]  # "prompted" (text) scores its samples as generation does, and more
+    paired = outputs == "paired"
     count = min(cfg.evaluate.num_samples, meta["test_size"]) if paired else cfg.evaluate.num_samples
     names, skipped = _plan(cfg, meta, reference, int(saved.get("num_classes", 0)) > 0)
     extractors = Extractors(cfg, evaluator, reference, device)
-    first = _samples(cfg, paths, meta, generator, 0, device, count)
+    stored = read_samples(paths.samples)
+    first = _samples(cfg, stored, paths, meta, generator, 0, device, count)
     rounds = [_score(cfg, names, extractors, first, 0)]
-    rounds += [_score(cfg, names, extractors, _samples(cfg, paths, meta, generator, r, device, count), r)
+    rounds += [_score(cfg, names, extractors, _samples(cfg, stored, paths, meta, generator, r, device, count),
+                      r)
                for r in range(1, cfg.evaluate.repeats)]
     metrics, per_class = _combine(rounds)
     if paired:  # beside the baseline and the real targets, by the same code (gan.tasks.scoring)
@@ -138,12 +156,11 @@ def evaluate(cfg: Config, paths: EvaluatePaths) -> dict[str, float]:
         embed = functools.partial(extractors.view, "domain", labels=None)  # the outputs' view: already made
         metrics.update({k: significant(v) for k, v in scoring.score(saved, evaluator, prepared, first[0], embed,
                                                                      cfg.seed).items()})
-    if saved["task"] == "text":  # the prompted sets of each phrasing (gan.tasks.prompting)
+    if outputs == "prompted":  # the prompted sets of each phrasing (gan.tasks.prompting)
         from gan.tasks import prompting
 
-        with np.load(paths.samples) as stored:
-            metrics.update({k: significant(v) for k, v in prompting.score_prompts(
-                evaluator, dict(stored), cfg.evaluate.batch_size, device).items()})
+        metrics.update({k: significant(v) for k, v in prompting.score_prompts(
+            evaluator, stored, cfg.evaluate.batch_size, device).items()})
     metrics, untrusted = _set_aside_untrusted(metrics, evaluator)
     protocol = _protocol(cfg, names, skipped, meta, evaluator, reference, count, saved)
     _write(paths, metrics, per_class, protocol, untrusted)
@@ -213,13 +230,13 @@ def _plan(cfg: Config, meta: dict[str, Any], reference: dict[str, Any],
     return names, skipped
 
 
-def _samples(cfg: Config, paths: EvaluatePaths, meta: dict[str, Any],
+def _samples(cfg: Config, stored: dict[str, np.ndarray], paths: EvaluatePaths, meta: dict[str, Any],
              generator: tuple[torch.nn.Module, dict[str, Any]], repeat: int,
              device: torch.device, count: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Repeat 0 scores generate's samples (a paired task's: its outputs on the held-out sources); repeat r
     draws anew from G with seed + r."""
     if repeat == 0:
-        return load_samples(paths.samples, count, meta)
+        return load_samples(paths.samples, count, meta, stored)
     make_deterministic(cfg.seed + repeat, device)
     return draw_samples(*generator, cfg.evaluate.num_samples, cfg.seed + repeat, cfg.evaluate.batch_size,
                         device)
@@ -335,13 +352,14 @@ def _protocol(cfg: Config, names: list[str], skipped: dict[str, str], meta: dict
     checks = {"kind": evaluator.kind, "trusted": evaluator.trusted, "warning": evaluator.warning,
               **(evaluator.checks or {})}
     protocol = {"metrics": entries, "skipped": skipped, "evaluator": checks}
-    if saved is not None and saved["task"] == "text":
+    outputs = catalog.OUTPUTS[saved["task"]] if saved is not None else "samples"
+    if outputs == "prompted":
         from gan.tasks import prompting
 
         protocol["task"] = {"name": "text", "encoder": saved["task_inputs"]["text"]["encoder"],
                             "whole_set": f"{count} images for the held-out images' own captions",
                             "about": prompting.__doc__.strip()}
-    elif saved is not None and saved["task"] != "generation":
+    elif outputs == "paired":
         from gan.tasks import scoring
 
         protocol["task"] = {**meta.get("task", {}), "pairs": count, "about": scoring.__doc__.strip()}

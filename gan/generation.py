@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gan import sampling, tracking
+from gan import catalog, sampling, tracking
 from gan.arithmetic import Explorer, attribute_sections, save_figure
 from gan.models import load_generator
 from gan.config import Config
-from gan.data import load_prepared
+from gan.data import Prepared, load_prepared
 from gan.errors import UserError
 from gan.evaluator import load_evaluator
 from gan.metrics.pairwise import nearest_rows
@@ -41,16 +41,15 @@ def generate(cfg: Config, paths: GeneratePaths) -> Path:
     device = resolve_device(cfg.train.device)
     make_deterministic(cfg.seed, device)
     generator, saved = load_generator(paths.generator, device)
-    if saved["task"] == "text":
+    outputs = catalog.OUTPUTS[saved["task"]]
+    if outputs == "prompted":
         return _generate_text(cfg, paths, generator, saved, device)
-    if saved["task"] != "generation":
+    if outputs == "paired":
         return _generate_paired(cfg, paths, generator, saved, device)
     g, classes = cfg.generate, int(saved.get("num_classes", 0))
     samples, labels = draw_samples(generator, saved, g.num_samples, cfg.seed, g.batch_size, device)
     images = samples.ndim == 4
-    shutil.rmtree(paths.out, ignore_errors=True)
-    shutil.rmtree(paths.figures, ignore_errors=True)
-    paths.out.mkdir(parents=True)
+    _fresh(paths)
     np.savez(paths.out / "samples.npz", x=samples, **({"y": labels} if labels is not None else {}))
     walks = _interpolate(generator, cfg, saved["latent_dim"], classes, device)  # (R, T, C, H, W) or (R, T, 2)
     if images:
@@ -66,10 +65,7 @@ def generate(cfg: Config, paths: GeneratePaths) -> Path:
         modes = np.asarray(real.meta["modes"]) if "modes" in real.meta else None
         sampling.save_scatter(real.test_x, samples, paths.figures / "scatter.png", modes)
         sampling.save_walks(walks.cpu().numpy(), paths.figures / "interpolation.png", real.test_x)
-    run = tracking.reopen_run(paths.run_link, {f"generate.{k}": v for k, v in cfg.to_dict()["generate"].items()})
-    for figure in sorted(paths.figures.glob("*.png")):
-        run.log_artifact(figure, "generate")
-    run.finish(stage="generate")
+    _publish(cfg, paths)
     print(f"generate: {g.num_samples} samples to {paths.out / 'samples.npz'}, figures in {paths.figures}")
     return paths.out / "samples.npz"
 
@@ -80,20 +76,13 @@ def _generate_paired(cfg: Config, paths: GeneratePaths, generator: torch.nn.Modu
     the triptychs (source | output | target) a person looks at first (gan.tasks.outputs)."""
     from gan.tasks import outputs as paired
 
-    prepared = load_prepared(paths.prepared)
-    if prepared.meta["sha256"] != saved["data_sha256"]:
-        raise UserError(f"{paths.generator} was trained on other data than {paths.prepared}; run `dvc repro train`")
+    prepared = _prepared_for(paths, saved)
     outputs = paired.outputs(generator, prepared.test_source, cfg.generate.batch_size, device)
-    shutil.rmtree(paths.out, ignore_errors=True)
-    shutil.rmtree(paths.figures, ignore_errors=True)
-    paths.out.mkdir(parents=True)
+    _fresh(paths)
     paths.figures.mkdir(parents=True)
     np.savez(paths.out / "samples.npz", x=outputs)
     paired.figures(saved, prepared, outputs, paths.figures)
-    run = tracking.reopen_run(paths.run_link, {f"generate.{k}": v for k, v in cfg.to_dict()["generate"].items()})
-    for figure in sorted(paths.figures.glob("*.png")):
-        run.log_artifact(figure, "generate")
-    run.finish(stage="generate")
+    _publish(cfg, paths)
     print(f"generate: {len(outputs)} outputs of {saved['task']} on the held-out sources to "
           f"{paths.out / 'samples.npz'}, figures in {paths.figures}")
     return paths.out / "samples.npz"
@@ -105,24 +94,40 @@ def _generate_text(cfg: Config, paths: GeneratePaths, generator: torch.nn.Module
     figure (one row per prompt of generate.prompts) and the nearest training images (gan.tasks.prompting)."""
     from gan.tasks import prompting
 
-    prepared = load_prepared(paths.prepared)
-    if prepared.meta["sha256"] != saved["data_sha256"]:
-        raise UserError(f"{paths.generator} was trained on other data than {paths.prepared}; run `dvc repro train`")
+    prepared = _prepared_for(paths, saved)
     arrays = prompting.samples(cfg, generator, saved, prepared, device)
-    shutil.rmtree(paths.out, ignore_errors=True)
-    shutil.rmtree(paths.figures, ignore_errors=True)
-    paths.out.mkdir(parents=True)
+    _fresh(paths)
     np.savez(paths.out / "samples.npz", **arrays)
     prompting.figure(cfg, generator, saved, device, paths.figures / "prompts.png")
     _neighbours(arrays["x"][:NEIGHBOUR_ROWS], paths, paths.figures / "neighbours.png")
-    run = tracking.reopen_run(paths.run_link, {f"generate.{k}": v for k, v in cfg.to_dict()["generate"].items()})
-    for figure in sorted(paths.figures.glob("*.png")):
-        run.log_artifact(figure, "generate")
-    run.finish(stage="generate")
+    _publish(cfg, paths)
     print(f"generate: {len(arrays['x'])} images for the held-out captions and "
           f"{sum(len(v) for k, v in arrays.items() if k.endswith('_request'))} for prompted requests to "
           f"{paths.out / 'samples.npz'}; prompts.png in {paths.figures}")
     return paths.out / "samples.npz"
+
+
+def _prepared_for(paths: GeneratePaths, saved: dict) -> Prepared:
+    """The prepared data G was trained on; other data is a UserError."""
+    prepared = load_prepared(paths.prepared)
+    if prepared.meta["sha256"] != saved["data_sha256"]:
+        raise UserError(f"{paths.generator} was trained on other data than {paths.prepared}; run `dvc repro train`")
+    return prepared
+
+
+def _fresh(paths: GeneratePaths) -> None:
+    """Empty the samples' and the figures' folders (the samples' one created): nothing of an older run stays."""
+    shutil.rmtree(paths.out, ignore_errors=True)
+    shutil.rmtree(paths.figures, ignore_errors=True)
+    paths.out.mkdir(parents=True)
+
+
+def _publish(cfg: Config, paths: GeneratePaths) -> None:
+    """The training run in MLflow gets generate's params and every figure."""
+    run = tracking.reopen_run(paths.run_link, {f"generate.{k}": v for k, v in cfg.to_dict()["generate"].items()})
+    for figure in sorted(paths.figures.glob("*.png")):
+        run.log_artifact(figure, "generate")
+    run.finish(stage="generate")
 
 
 def _neighbours(samples: np.ndarray, paths: GeneratePaths, path: Path) -> None:

@@ -99,7 +99,8 @@ def leftovers(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     its architecture but not its task gets the architecture's task (the generation recipes predate tasks).
     The recipe's own keys are never touched."""
     from gan import catalog
-    from gan.config import TASK_KEYS, GenerateConfig, ModelConfig, TaskConfig
+    from gan.config import GenerateConfig, ModelConfig, TaskConfig
+    from gan.task_params import TASK_KEYS
 
     merged = merge(base, changes)
     task, arch = merged.get("task", {}).get("name", TaskConfig.name), merged.get("model", {}).get("arch")

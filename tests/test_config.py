@@ -152,7 +152,7 @@ def test_validating_params_imports_no_stage_code():
              "print(' '.join(sorted(m for m in sys.modules if m == 'gan' or m.startswith('gan.'))))")
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["gan", "gan.catalog", "gan.config", "gan.errors"]
+    assert result.stdout.split() == ["gan", "gan.catalog", "gan.config", "gan.errors", "gan.task_params"]
 
 
 @pytest.mark.parametrize(("model", "words"), [

@@ -190,6 +190,27 @@ def test_a_missing_table_block_is_one_line_naming_the_page_and_the_marker_and_wr
     assert page.read_text() == f"{begin}\nold\n{end}\n"
 
 
+def test_a_rerun_benchmark_reuses_the_finished_runs_of_the_same_code_only(tmp_path):
+    bench = benchmark_script("recipes")
+    ledger = tmp_path / "recipes.runs.jsonl"
+    bench.record_run(ledger, "tree-a", ("text2digit", ("task.encoder=scratch",), 1), {"fid_domain_1k": 20.5}, 250.0)
+    bench.record_run(ledger, "tree-b", ("text2digit", (), 0), {"fid_domain_1k": 19.0}, 240.0)
+    assert bench.finished_runs(ledger, "tree-a") == {
+        ("text2digit", ("task.encoder=scratch",), 1): ({"fid_domain_1k": 20.5}, 250.0)}
+    assert bench.finished_runs(tmp_path / "none.jsonl", "tree-a") == {}
+
+
+def test_a_row_may_read_another_key_or_none_for_a_column():
+    """The class-conditional baseline of text2digit: its accuracy is the classifier's agreement, no attributes."""
+    bench = benchmark_script("recipes")
+    row = bench.Row("baseline", "text2digit", keys=(("accuracy_prompt_held_out", "agreement_domain"),
+                                                   ("spearman_slant_seen", "")))
+    metrics = {"agreement_domain_1k": 0.97, "fid_domain_1k": 18.0}
+    assert bench.row_value(metrics, "accuracy_prompt_held_out", row) == 0.97
+    assert bench.row_value(metrics, "spearman_slant_seen", row) is None
+    assert bench.row_value(metrics, "fid_domain_{n}", row) == 18.0
+
+
 def test_a_table_cell_shows_the_worst_and_the_best_seed():
     """The recipes' bars hold on every seed, so a cell gives the range beside mean ± std."""
     bench = benchmark_script("recipes")

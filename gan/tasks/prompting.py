@@ -50,6 +50,18 @@ def draw(generator: torch.nn.Module, saved: dict[str, Any], prompts: list[str] |
         return to_stored(sampling.sample(generator, z, batch_size, tokens))
 
 
+def rows(generator: torch.nn.Module, saved: dict[str, Any], prompts: list[str], per_prompt: int, seed: int,
+         purpose: str, batch_size: int, device: torch.device) -> np.ndarray:
+    """uint8 (P, per_prompt, H, W, C): a row of G's images per prompt, every row from the same latents, so the
+    rows differ by the words alone."""
+    tokens = text.tokenize(list(prompts), int(saved["task_inputs"]["text"]["max_len"])).to(device)
+    z = sampling.noise(per_prompt, saved["latent_dim"], generator_for(seed, purpose, device), device)
+    with torch.no_grad():
+        images = to_stored(sampling.sample(generator, z.repeat(len(tokens), 1), batch_size,
+                                           tokens.repeat_interleave(per_prompt, 0)))
+    return images.reshape(len(tokens), per_prompt, *images.shape[1:])
+
+
 def samples(cfg: Any, generator: torch.nn.Module, saved: dict[str, Any], prepared: Any,
             device: torch.device) -> dict[str, np.ndarray]:
     """samples.npz's arrays (see the module's docstring)."""
@@ -68,10 +80,11 @@ def samples(cfg: Any, generator: torch.nn.Module, saved: dict[str, Any], prepare
 
 
 def figure(cfg: Any, generator: torch.nn.Module, saved: dict[str, Any], device: torch.device, path: Path) -> None:
-    """prompts.png: for each of generate.prompts a row of grid_rows samples, the prompt written beside it."""
-    rows, prompts = cfg.generate.grid_rows, list(cfg.generate.prompts)
-    images = draw(generator, saved, np.repeat(prompts, rows), cfg.seed, "prompts", cfg.generate.batch_size, device)
-    save_rows(prompts, images.reshape(len(prompts), rows, *images.shape[1:]), path)
+    """prompts.png: for each of generate.prompts a row of grid_rows samples, the prompt written beside it; the
+    same latents in every row."""
+    prompts = list(cfg.generate.prompts)
+    save_rows(prompts, rows(generator, saved, prompts, cfg.generate.grid_rows, cfg.seed, "prompts",
+                            cfg.generate.batch_size, device), path)
 
 
 def save_rows(prompts: list[str], images: np.ndarray, path: Path) -> None:

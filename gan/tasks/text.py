@@ -1,11 +1,13 @@
 """text: G maps Gaussian noise and a caption to an image (text-to-image, GAN-CLS of Reed et al. 2016).
 
 A batch holds images and one of each image's captions, as tokens (gan.text.tokenize, made in prepare).
-G(z, caption) and D(x, caption) read the caption through their own sentence encoders (gan.models.text):
-frozen pretrained WordLlama token vectors with a small trained encoder on top, or, as the ablation,
-word vectors learned from the captions alone. D's loss is matching-aware: besides G's output for the
-batch's captions, the real images beside another image's caption (the batch rolled by one) count as
-fake, half and half (task.mismatch), so D must judge whether the picture fits the words. G's objective
+G(z, caption) and D(x, caption) read the caption as one sentence vector (gan.models.text): by default
+both read the text encoder of the image-text judge below, frozen once fitted (WordLlama's token vectors,
+or, as the ablation, word vectors learned from the captions alone, with a small trained encoder on
+top); with task.align_weight 0 each trains its own encoder by its own loss. D's loss is matching-aware:
+besides G's output for the batch's captions, the real images beside another image's caption (the batch
+rolled by one) count as fake, half and half (task.mismatch), so D must judge whether the picture fits the
+words. G's objective
 adds to the adversarial term a match term (task.align_weight): a frozen image-text judge, fitted on the
 training pairs before the first step (gan.alignment, AttnGAN's DAMSM at the sentence level), asks each
 generated image to pick its own caption among the batch's.
