@@ -13,8 +13,9 @@ per run, the machine) goes to reports/benchmarks/recipes.md; with --update-docs 
 --update-readme) it also replaces, in docs/recipes.md, the marked block of each table it just made
 (`<!-- recipes-table:NAME -->` ... `<!-- /recipes-table:NAME -->`) and leaves the other blocks as they
 are. Rows cited from papers are marked as such and are not measured here. Each finished run is
-appended to reports/benchmarks/recipes.runs.jsonl (beside --out) with the git tree of the code it ran:
-run again after a crash or a stop, the benchmark reuses the runs of the same code and runs the rest.
+appended to reports/benchmarks/recipes.runs.jsonl (beside --out) with a digest of the code it ran (the git
+tree without benchmarks/, docs/ and README.md): run again after a crash or a stop, the benchmark reuses
+the runs of the same code and runs the rest.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ PACGAN = "Lin et al. 2018 (PacGAN), Table 1: 2,500 samples, mean of 10 runs, abo
 # the text2digit recipe's GAN with class labels instead of captions: today's class-conditional route
 CLASS_CONDITIONAL = ("task.name=generation", "model.conditional=true")
 # what that row reads for the text columns: the classifier's agreement with the label asked for; no attributes
-CLASS_CONDITIONAL_KEYS = (("accuracy_prompt_held_out", "agreement_domain"), ("accuracy_prompt_seen", ""),
+CLASS_CONDITIONAL_KEYS = (("accuracy_prompt_held_out", "class_agreement_domain"), ("accuracy_prompt_seen", ""),
                           ("spearman_thickness_held_out", ""), ("spearman_thickness_seen", ""),
                           ("spearman_slant_held_out", ""), ("spearman_slant_seen", ""),
                           ("fid_domain_{n}", "fid_domain"))
@@ -318,6 +319,18 @@ def update_docs(blocks: dict[str, str], page: Path = DOCS) -> None:
     page.write_text(text)
 
 
+def code_version(repo: Path, env: dict[str, str]) -> str:
+    """What a run's result depends on: the sha256 of the git tree listing of `repo` without the benchmark scripts
+    and the pages (benchmarks/, docs/, README.md), which a table's runs do not read."""
+    import hashlib
+
+    listing = subprocess.run(["git", "ls-tree", "-r", "HEAD"], cwd=repo, env=env, check=True, capture_output=True,
+                             text=True).stdout.splitlines()
+    kept = [line for line in listing
+            if not line.split("\t", 1)[1].startswith(("benchmarks/", "docs/")) and not line.endswith("\tREADME.md")]
+    return hashlib.sha256("\n".join(kept).encode()).hexdigest()
+
+
 def finished_runs(ledger: Path, tree: str) -> dict[tuple, tuple[dict[str, float], float]]:
     """The runs a crashed or stopped benchmark finished on this very code (the scratch clone's git tree): a rerun
     reuses them instead of starting over; runs of other code are ignored."""
@@ -374,8 +387,7 @@ def main() -> None:
         env = scratch_clone(scratch)
         if args.threads:
             env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
-        tree = subprocess.run(["git", "rev-parse", "HEAD^{tree}"], cwd=scratch, env=env, check=True,
-                              capture_output=True, text=True).stdout.strip()
+        tree = code_version(scratch, env)
         ledger = out.with_suffix(".runs.jsonl")
         with open(out.with_suffix(".log"), "a") as log:
             done = finished_runs(ledger, tree)  # a baseline row reads its recipe's runs; a rerun, the ledger's

@@ -203,9 +203,9 @@ def test_a_rerun_benchmark_reuses_the_finished_runs_of_the_same_code_only(tmp_pa
 def test_a_row_may_read_another_key_or_none_for_a_column():
     """The class-conditional baseline of text2digit: its accuracy is the classifier's agreement, no attributes."""
     bench = benchmark_script("recipes")
-    row = bench.Row("baseline", "text2digit", keys=(("accuracy_prompt_held_out", "agreement_domain"),
+    row = bench.Row("baseline", "text2digit", keys=(("accuracy_prompt_held_out", "class_agreement_domain"),
                                                    ("spearman_slant_seen", "")))
-    metrics = {"agreement_domain_1k": 0.97, "fid_domain_1k": 18.0}
+    metrics = {"class_agreement_domain_1k": 0.97, "fid_domain_1k": 18.0}
     assert bench.row_value(metrics, "accuracy_prompt_held_out", row) == 0.97
     assert bench.row_value(metrics, "spearman_slant_seen", row) is None
     assert bench.row_value(metrics, "fid_domain_{n}", row) == 18.0
