@@ -135,6 +135,12 @@ class TrainConfig:
     gp_weight: float = _param(10.0, _non_negative, ">= 0", doc="λ of the WGAN-GP gradient penalty (loss: wasserstein)")
     r1_weight: float = _param(0.0, _non_negative, ">= 0", doc="γ of the R1 penalty on reals; 0: off")
     r1_interval: int = _param(16, _positive, "> 0", doc="lazy R1: apply every N steps, scaled by N")
+    mmd_weight: float = _param(0.0, _non_negative, ">= 0",
+                               doc="generation: λ of a distribution-matching term in G's loss, the MMD² between "
+                                   "G's batch and D's real batch (Gaussian kernels of train.mmd_bandwidths); 0: off")
+    mmd_bandwidths: tuple[float, ...] = _param((), lambda x: all(b > 0 for b in x), "a list of numbers > 0",
+                                               doc="the MMD term's kernel widths, in the data's units (a 2-D "
+                                                   "mixture: about its modes' std)")
     ema_half_life_images: float = _param(0.0, _non_negative, ">= 0", doc="EMA of G by half-life in images; 0: off")
     augment: tuple[str, ...] = _param((), lambda x: len(set(x)) == len(x), "a list without repeats",
                                       choices=catalog.AUGMENT_POLICIES,
@@ -339,6 +345,10 @@ def _cross_check(cfg: Config, fail: Callable[[str], typing.NoReturn]) -> None:
         fail(f"train.loss={t.loss} adds a per-sample gradient penalty, which batch norm in the D of "
              f"model.arch={cfg.model.arch} makes wrong (it mixes the samples of a batch); set "
              f"model.spectral_norm: true (a D without batch norm) or another train.loss (e.g. hinge)")
+    if t.mmd_weight and (cfg.task.name != "generation" or not t.mmd_bandwidths):
+        fail(f"train.mmd_weight={t.mmd_weight} needs task.name: generation and a list of kernel widths in "
+             f"train.mmd_bandwidths (got task.name={cfg.task.name}, train.mmd_bandwidths="
+             f"{list(t.mmd_bandwidths)}); set them, or train.mmd_weight: 0")
     if t.augment:
         if kind != "images":
             fail(f"train.augment={list(t.augment)} works on images, but data.name={cfg.data.name} gives {kind}; "

@@ -39,7 +39,7 @@ class TrainingScore:
     BATCH = 500  # memory only: G and the classifier run in eval mode, so results do not depend on it
     # the registry metric, its computation (imported from its own module, not through every metric) and keys
     SCORES = {"fid_domain": (fid, ("fid",)),
-              "modes": (mode_scores, ("modes_captured", "high_quality_pct", "reverse_kl", "spread_ratio"))}
+              "modes": (mode_scores, ("modes_captured", "high_quality_pct", "reverse_kl", "spread_ratio", "emd"))}
 
     def __init__(self, cfg: Config, evaluator: Path, history: Path, state: State, run: tracking.TrackedRun,
                  sources: Any = None, captions: torch.Tensor | None = None):

@@ -111,6 +111,18 @@ def test_augment_policy_is_a_list_of_known_transformations_for_images_only():
     assert "train.augment must be a list without repeats" in error_of({"train": {"augment": ["color", "color"]}})
 
 
+
+def test_the_mmd_term_needs_its_kernel_widths_and_the_generation_task():
+    points = {"data": {"name": "grid25"}, "model": {"arch": "mlp"}}
+    cfg = parse_params({**points, "train": {"mmd_weight": 1.0, "mmd_bandwidths": [0.05, 0.1]}})
+    assert cfg.train.mmd_bandwidths == (0.05, 0.1)
+    assert "train.mmd_weight=1.0 needs task.name: generation and a list of kernel widths" in error_of(
+        {**points, "train": {"mmd_weight": 1.0}})
+    assert "task.name=translation" in error_of({"task": {"name": "translation"}, "model": {"arch": "unet"},
+                                                "train": {"mmd_weight": 1.0, "mmd_bandwidths": [1.0]}})
+    assert "train.mmd_bandwidths must be a list of numbers > 0, got [0.1, 0]" in error_of(
+        {**points, "train": {"mmd_bandwidths": [0.1, 0]}})
+
 def test_a_gradient_penalty_with_a_batch_norm_discriminator_names_both_keys():
     message = error_of({"train": {"loss": "wasserstein"}})
     assert "train.loss=wasserstein" in message and "model.arch=dcgan" in message

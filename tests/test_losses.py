@@ -3,11 +3,13 @@ or by autograd one sample at a time."""
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 from torch import nn
 
-from gan.losses import LOSSES, gradient_penalty, r1_penalty
+from gan.losses import LOSSES, gaussian_mmd2, gradient_penalty, r1_penalty
 
 
 def sigmoid(x: float) -> float:
@@ -244,3 +246,35 @@ def test_r1_penalty_says_what_to_do_when_real_does_not_require_grad():
     real = torch.randn(5, 3)
     with pytest.raises(ValueError, match="requires_grad_"):
         r1_penalty(critic(real), real)
+
+
+# ---------------------------------------------------------------------------- the MMD term of G
+
+
+def test_gaussian_mmd2_is_the_unbiased_estimator_written_out():
+    gen = torch.Generator().manual_seed(0)
+    x, y, widths = torch.randn(7, 2, generator=gen), torch.randn(5, 2, generator=gen) + 0.5, (0.3, 1.0)
+    k = lambda a, b: sum(math.exp(-float((a - b).square().sum()) / (2 * s * s)) for s in widths)  # noqa: E731
+    xx = sum(k(x[i], x[j]) for i in range(7) for j in range(7) if i != j) / (7 * 6)
+    yy = sum(k(y[i], y[j]) for i in range(5) for j in range(5) if i != j) / (5 * 4)
+    xy = sum(k(a, b) for a in x for b in y) / 35
+    assert float(gaussian_mmd2(x, y, widths)) == pytest.approx(xx + yy - 2 * xy, rel=1e-5)
+
+
+def test_gaussian_mmd2_is_zero_on_average_for_one_distribution_and_pulls_a_squeezed_set_open():
+    gen = torch.Generator().manual_seed(1)
+    same = [float(gaussian_mmd2(torch.randn(64, 2, generator=gen), torch.randn(64, 2, generator=gen), (0.5, 1.0)))
+            for _ in range(200)]
+    squeezed = (0.3 * torch.randn(64, 2, generator=gen)).requires_grad_(True)
+    real = torch.randn(64, 2, generator=gen)
+    gap = gaussian_mmd2(squeezed, real, (0.5, 1.0))
+    assert abs(np.mean(same)) < 0.1 * float(gap)  # unbiased: only the squeeze gives a gap
+    gap.backward()
+    with torch.no_grad():
+        stepped = squeezed - 0.5 * squeezed.grad
+    assert stepped.std() > squeezed.std()  # descending the term spreads G's points out
+
+
+def test_gaussian_mmd2_refuses_no_widths():
+    with pytest.raises(ValueError, match="positive bandwidths"):
+        gaussian_mmd2(torch.zeros(3, 2), torch.zeros(3, 2), ())

@@ -6,12 +6,13 @@ import math
 import warnings
 
 import numpy as np
-from scipy.stats import chi2
+from scipy.stats import chi2, wasserstein_distance
 import pytest
 
 from gan.metrics.classes import class_coverage
 from gan.metrics.frechet import frechet_distance, gaussian_stats
-from gan.metrics.modes import mode_metrics
+from gan.metrics.modes import earth_movers, mixture_draw, mode_metrics, mode_scores, transport_scores
+from gan.metrics.registry import FeatureView
 
 
 def random_stats(rng: np.random.Generator, dim: int, samples: int) -> tuple[np.ndarray, np.ndarray]:
@@ -208,3 +209,45 @@ def test_spread_ratio_is_the_samples_spread_around_their_modes_over_the_mixtures
 def test_points_on_the_centres_have_spread_ratio_zero_and_perfect_pacgan_numbers():
     result = mode_metrics(np.repeat(SQUARE, 10, axis=0), SQUARE, mode_std=0.1)
     assert result["spread_ratio"] == 0.0 and result["high_quality_pct"] == 100.0 and result["modes_captured"] == 4
+
+
+# ---------------------------------------------------------------------------- the whole mixture: transport
+
+
+def test_earth_movers_distance_of_a_translated_set_is_the_translation():
+    points = np.random.default_rng(1).normal(size=(300, 2))
+    assert earth_movers(points, points + np.array([0.3, -0.4])) == pytest.approx(0.5, rel=1e-9)
+
+
+def test_earth_movers_distance_on_a_line_is_scipys_one_dimensional_wasserstein():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=400), rng.exponential(size=400)
+    on_line = lambda x: np.stack([x, np.zeros_like(x)], axis=1)  # noqa: E731
+    assert earth_movers(on_line(a), on_line(b)) == pytest.approx(wasserstein_distance(a, b), rel=1e-9)
+
+
+def test_a_sample_of_the_mixture_scores_its_floor_and_squeezed_or_missing_modes_score_above_it():
+    # one mode: no mass moves between modes, so the floor is the within-mode sampling noise alone
+    one, rng = SQUARE[:1], np.random.default_rng(3)
+    faithful = mixture_draw(one, 0.1, 2000, rng)
+    squeezed = one + rng.normal(0.0, 0.1 / 3, (2000, 2))  # spread ratio about 1/3: PacGAN's numbers are perfect
+    scores = {name: transport_scores(points, one, 0.1, seed=0) for name, points in (("faithful", faithful),
+                                                                                  ("squeezed", squeezed))}
+    floor = scores["faithful"]["emd_floor"]
+    assert scores["squeezed"]["emd_floor"] == floor > 0  # the same reference draws for every sample
+    assert abs(scores["faithful"]["emd"] - floor) < 0.5 * floor
+    assert scores["squeezed"]["emd"] > 4 * floor
+    # four modes 10 apart, one of them missing: a quarter of the mass moves about 10, far above the floor
+    three = SQUARE[rng.integers(0, 3, 2000)] + rng.normal(0.0, 0.1, (2000, 2))
+    missing, four = transport_scores(three, SQUARE, 0.1, seed=0), transport_scores(
+        mixture_draw(SQUARE, 0.1, 2000, rng), SQUARE, 0.1, seed=0)
+    assert missing["emd"] > 2.0 and missing["emd"] > 5 * four["emd_floor"]
+
+
+def test_mode_scores_carry_the_transport_distance_and_refuse_a_matrix_too_large():
+    view = FeatureView(np.zeros((0, 2)), mixture_draw(SQUARE, 0.1, 500, np.random.default_rng(4)), modes=SQUARE,
+                       mode_std=0.1)
+    assert set(mode_scores(view, seed=0)) == {"modes_captured", "high_quality_pct", "reverse_kl", "spread_ratio",
+                                              "emd", "emd_floor"}
+    with pytest.raises(ValueError, match="at most 10000"):
+        transport_scores(np.zeros((10_001, 2)), SQUARE, 0.1, seed=0)

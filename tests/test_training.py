@@ -117,7 +117,7 @@ def test_a_killed_run_resumes_and_ends_bit_identical_to_an_uninterrupted_one(tmp
     for report in ("history.tsv", "eval.tsv"):
         assert (straight / "reports/train" / report).read_text() == (crashed / "reports/train" / report).read_text()
     scores = (straight / "reports/train/eval.tsv").read_text().splitlines()
-    assert scores[0] == "step\tmodes_captured_200\thigh_quality_pct_200\treverse_kl_200\tspread_ratio_200"
+    assert scores[0] == "step\tmodes_captured_200\thigh_quality_pct_200\treverse_kl_200\tspread_ratio_200\temd_200"
     assert len(scores) == 8
     # MLflow holds every step of the resumed run once, with the values of the uninterrupted run
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
@@ -299,6 +299,16 @@ def test_lazy_r1_adds_a_d_update_every_interval():
         train_step(state, plan, batches)
     assert state.opt_d.state_dict()["state"][0]["step"] == 4 + 2  # four D steps, R1 at steps 0 and 2
 
+
+
+def test_the_mmd_term_adds_to_gs_loss_and_is_reported_beside_the_adversarial_term():
+    _, state, plan, batches = small_state({"data": {"name": "grid25"}, "model": {"arch": "mlp"},
+                                           "train": {"mmd_weight": 2.0, "mmd_bandwidths": [0.5, 1.0]}}, (2,))
+    stats = train_step(state, plan, batches)
+    assert set(stats) == {"loss_d", "loss_g", "d_real", "d_fake", "loss_adversarial", "loss_mmd"}
+    assert float(stats["loss_mmd"]) > 0  # the untrained G is far from the data
+    assert float(stats["loss_g"]) == pytest.approx(float(stats["loss_adversarial"] + 2.0 * stats["loss_mmd"]),
+                                                   rel=1e-5)
 
 def test_the_ema_generator_is_the_one_sampled():
     _, state, plan, batches = small_state({"train": {"ema_half_life_images": 100.0}}, (28, 28, 1))

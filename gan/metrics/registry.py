@@ -65,7 +65,8 @@ METRICS["agreement_domain"] = Metric("domain", True,
                                      needs_conditional=True)
 METRICS["copying_domain"] = Metric("domain", False, "data-copying test C_T: generated vs held-out distances to the "
                                    "nearest training image, per k-means cell (Meehan et al. 2020)")
-METRICS["modes"] = Metric("points", False, "2-D mixtures: modes captured, % high quality, reverse KL, spread ratio")
+METRICS["modes"] = Metric("points", False, "2-D mixtures: modes captured, % high quality, reverse KL, spread "
+                                                "ratio; earth mover's distance to the mixture and its floor")
 
 
 def significant(value: float | int) -> float | int:

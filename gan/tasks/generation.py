@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from gan import sampling
+from gan import losses, sampling
 from gan.tasks import Batch, Task
 
 if TYPE_CHECKING:
@@ -24,9 +24,13 @@ Tensor = torch.Tensor
 class Generation(Task):
     name = "generation"
 
-    def __init__(self, latent_dim: int, num_classes: int = 0):
+    def __init__(self, latent_dim: int, num_classes: int = 0, mmd_weight: float = 0.0,
+                 mmd_bandwidths: tuple[float, ...] = ()):
         self.latent_dim = latent_dim
         self.num_classes = num_classes  # > 0: conditional G and D
+        # train.mmd_weight: G also matches its batch to D's real batch in MMD (a history column when on)
+        self.mmd_weight, self.mmd_bandwidths = mmd_weight, tuple(mmd_bandwidths)
+        self.terms = ("loss_adversarial", "loss_mmd") if mmd_weight else ()
 
     def labels(self, y: Tensor | None) -> dict[str, Tensor]:
         """The keyword arguments that hand classes to a conditional G or D; none otherwise."""
@@ -48,4 +52,14 @@ class Generation(Task):
 
     def g_loss(self, adversarial: Tensor, fake: Tensor, batch: Batch | None,
                features: Callable[[Tensor], list[Tensor]] | None = None) -> dict[str, Tensor]:
-        return {"loss_g": adversarial}
+        """The adversarial term; with train.mmd_weight, plus λ · MMD² between G's batch and the reals D just saw.
+
+        The MMD term (gan.losses.gaussian_mmd2) sees what D resolves poorly: the spread inside each mode
+        of a 2-D mixture, which D leaves G free to squeeze (docs/recipes.md, "The spread inside the modes").
+        """
+        if not self.mmd_weight:
+            return {"loss_g": adversarial}
+        assert batch is not None, "the MMD term compares G's batch with the reals of the same step"
+        matching = losses.gaussian_mmd2(fake.float(), batch.real.float(), self.mmd_bandwidths)
+        return {"loss_g": adversarial + self.mmd_weight * matching, "loss_adversarial": adversarial,
+                "loss_mmd": matching}
