@@ -375,7 +375,7 @@ def main() -> None:
                         help=f"replace the marked block of each table made in {DOCS.relative_to(ROOT)}, "
                              "leaving the other tables' blocks alone (--update-readme: the old name)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch repository")
-    parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for every run (default: torch's own choice)")
+    parser.add_argument("--threads", type=int, help="torch threads of every run (GAN_THREADS; default: every core)")
     parser.add_argument("--out", type=Path, default=OUT, help="the table file (default: %(default)s)")
     args = parser.parse_args()
     tables = [t for t in TABLES if not args.only or t.recipe in args.only]
@@ -402,7 +402,8 @@ def main() -> None:
     try:
         env = scratch_clone(scratch)
         if args.threads:
-            env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+            # GAN_THREADS is what each stage reads (gan.runtime.torch_threads); OMP_ for anything else
+            env.update(GAN_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
         tree = code_version(scratch, env)
         ledger = out.with_suffix(".runs.jsonl")
         with open(out.with_suffix(".log"), "a") as log:

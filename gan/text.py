@@ -2,7 +2,7 @@
 
 Captions are tokenized with WordLlama's Llama-2 tokenizer and read through its frozen
 (32000, 256) table of token vectors, both loaded from the installed wheel and never from
-the network. Three choices shape the encoder:
+the network. Four choices shape the encoder:
 
 * Tokens whose text is whitespace only (the "▁" the tokenizer puts before a numeral, tabs,
   newlines, the special tokens) carry no meaning and are dropped; the set is computed once
@@ -18,8 +18,8 @@ the network. Three choices shape the encoder:
   softmax has one more candidate, "none of them", at cosine `floor` (0.25), and a token
   counts in the pooled mean by the weight its projection puts on the vocabulary: a seen word
   1, "seven" 1.0, "the" 0.1, "image" 0.02.
-* Mean pooling over the tokens, each weighted as above (padding 0); a caption with no tokens pools to zeros, never to
-  NaN. (A learned attention pooling, tried first, settled under the GAN's gradients on the
+* Mean pooling over the tokens, each weighted as above (padding 0); a caption with no tokens
+  pools to zeros, never to NaN. (A learned attention pooling, tried first, settled under the GAN's gradients on the
   attribute words and dropped the digit: G's sentence vectors for "a 1" and "a 7" had cosine 1.0.)
 
 The "scratch" kind is the ablation with no pretrained knowledge: a learned embedding of the

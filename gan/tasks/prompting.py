@@ -41,11 +41,17 @@ def worded(wanted: np.ndarray, phrasing: str, seed: int) -> list[str]:
     return [captions.caption(int(d), int(t), int(s), captions.PHRASINGS[phrasing], rng) for d, t, s in wanted]
 
 
+def _inputs(saved: dict[str, Any], prompts: list[str] | np.ndarray, count: int, seed: int, purpose: str,
+            device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The prompts' tokens and `count` latents of the (seed, purpose) noise stream."""
+    tokens = text.tokenize(list(prompts), int(saved["task_inputs"]["text"]["max_len"])).to(device)
+    return tokens, sampling.noise(count, saved["latent_dim"], generator_for(seed, purpose, device), device)
+
+
 def draw(generator: torch.nn.Module, saved: dict[str, Any], prompts: list[str] | np.ndarray, seed: int,
          purpose: str, batch_size: int, device: torch.device) -> np.ndarray:
     """uint8 images of G for each prompt, each from its own latent of the (seed, purpose) noise stream."""
-    tokens = text.tokenize(list(prompts), int(saved["task_inputs"]["text"]["max_len"])).to(device)
-    z = sampling.noise(len(tokens), saved["latent_dim"], generator_for(seed, purpose, device), device)
+    tokens, z = _inputs(saved, prompts, len(prompts), seed, purpose, device)
     with torch.no_grad():
         return to_stored(sampling.sample(generator, z, batch_size, tokens))
 
@@ -54,8 +60,7 @@ def rows(generator: torch.nn.Module, saved: dict[str, Any], prompts: list[str], 
          purpose: str, batch_size: int, device: torch.device) -> np.ndarray:
     """uint8 (P, per_prompt, H, W, C): a row of G's images per prompt, every row from the same latents, so the
     rows differ by the words alone."""
-    tokens = text.tokenize(list(prompts), int(saved["task_inputs"]["text"]["max_len"])).to(device)
-    z = sampling.noise(per_prompt, saved["latent_dim"], generator_for(seed, purpose, device), device)
+    tokens, z = _inputs(saved, prompts, per_prompt, seed, purpose, device)
     with torch.no_grad():
         images = to_stored(sampling.sample(generator, z.repeat(len(tokens), 1), batch_size,
                                            tokens.repeat_interleave(per_prompt, 0)))
