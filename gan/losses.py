@@ -139,28 +139,6 @@ def r1_penalty(real_scores: Tensor, real: Tensor) -> Tensor:
 
 
 
-def gaussian_mmd2(x: Tensor, y: Tensor, bandwidths: tuple[float, ...]) -> Tensor:
-    """Unbiased MMD² between the rows of x (N, D) and y (M, D) under a sum of Gaussian kernels.
-
-    k(a, b) = sum_s exp(-‖a - b‖² / (2 s²)) over the bandwidths s: the multi-scale kernel of
-    Generative Moment Matching Networks (Li, Swersky & Zemel 2015; Dziugaite, Roy &
-    Ghahramani 2015). MMD² = E k(x, x') + E k(y, y') - 2 E k(x, y), each mean without the
-    diagonal of its own set: 0 in expectation when x and y come from one distribution, so
-    a G that matches the data is not pushed anywhere. Differentiable in x and y.
-    """
-    if not bandwidths or min(bandwidths) <= 0:
-        raise ValueError(f"gaussian_mmd2 needs positive bandwidths, got {bandwidths}")
-    n, m = len(x), len(y)
-    if n < 2 or m < 2:
-        raise ValueError(f"gaussian_mmd2 needs at least 2 rows in each set, got {n} and {m}")
-    z = torch.cat([x.flatten(1), y.flatten(1)]).float()  # (N + M, D)
-    squares = z.square().sum(1)
-    distances = (squares[:, None] + squares[None, :] - 2 * z @ z.T).clamp_min(0)  # (N + M)²: ‖a - b‖²
-    kernel = sum(torch.exp(-distances / (2 * s * s)) for s in bandwidths)
-    k_xx, k_yy, k_xy = kernel[:n, :n], kernel[n:, n:], kernel[:n, n:]
-    within = lambda k, size: (k.sum() - k.diagonal().sum()) / (size * (size - 1))  # noqa: E731
-    return within(k_xx, n) + within(k_yy, m) - 2 * k_xy.mean()
-
 @dataclass(frozen=True)
 class Loss:
     d_loss: Callable[[Tensor, Tensor], Tensor]  # (real_scores, fake_scores) -> scalar

@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from gan.losses import LOSSES, gaussian_mmd2, gradient_penalty, r1_penalty
+from gan.losses import LOSSES, gradient_penalty, r1_penalty
+from gan.tasks.generation import gaussian_mmd2
 
 
 def sigmoid(x: float) -> float:
@@ -248,7 +249,7 @@ def test_r1_penalty_says_what_to_do_when_real_does_not_require_grad():
         r1_penalty(critic(real), real)
 
 
-# ---------------------------------------------------------------------------- the MMD term of G
+# ---------------------------------------------------------------------------- the MMD term of G (gan.tasks.generation)
 
 
 def test_gaussian_mmd2_is_the_unbiased_estimator_written_out():

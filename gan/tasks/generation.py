@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from gan import losses, sampling
+from gan import sampling
 from gan.tasks import Batch, Task
 
 if TYPE_CHECKING:
@@ -54,12 +54,35 @@ class Generation(Task):
                features: Callable[[Tensor], list[Tensor]] | None = None) -> dict[str, Tensor]:
         """The adversarial term; with train.mmd_weight, plus λ · MMD² between G's batch and the reals D just saw.
 
-        The MMD term (gan.losses.gaussian_mmd2) sees what D resolves poorly: the spread inside each mode
+        The MMD term (gaussian_mmd2, below) sees what D resolves poorly: the spread inside each mode
         of a 2-D mixture, which D leaves G free to squeeze (docs/recipes.md, "The spread inside the modes").
         """
         if not self.mmd_weight:
             return {"loss_g": adversarial}
         assert batch is not None, "the MMD term compares G's batch with the reals of the same step"
-        matching = losses.gaussian_mmd2(fake.float(), batch.real.float(), self.mmd_bandwidths)
+        matching = gaussian_mmd2(fake.float(), batch.real.float(), self.mmd_bandwidths)
         return {"loss_g": adversarial + self.mmd_weight * matching, "loss_adversarial": adversarial,
                 "loss_mmd": matching}
+
+
+def gaussian_mmd2(x: Tensor, y: Tensor, bandwidths: tuple[float, ...]) -> Tensor:
+    """Unbiased MMD² between the rows of x (N, D) and y (M, D) under a sum of Gaussian kernels.
+
+    k(a, b) = sum_s exp(-‖a - b‖² / (2 s²)) over the bandwidths s: the multi-scale kernel of
+    Generative Moment Matching Networks (Li, Swersky & Zemel 2015; Dziugaite, Roy &
+    Ghahramani 2015). MMD² = E k(x, x') + E k(y, y') - 2 E k(x, y), each mean without the
+    diagonal of its own set: 0 in expectation when x and y come from one distribution, so
+    a G that matches the data is not pushed anywhere. Differentiable in x and y.
+    """
+    if not bandwidths or min(bandwidths) <= 0:
+        raise ValueError(f"gaussian_mmd2 needs positive bandwidths, got {bandwidths}")
+    n, m = len(x), len(y)
+    if n < 2 or m < 2:
+        raise ValueError(f"gaussian_mmd2 needs at least 2 rows in each set, got {n} and {m}")
+    z = torch.cat([x.flatten(1), y.flatten(1)]).float()  # (N + M, D)
+    squares = z.square().sum(1)
+    distances = (squares[:, None] + squares[None, :] - 2 * z @ z.T).clamp_min(0)  # (N + M)²: ‖a - b‖²
+    kernel = sum(torch.exp(-distances / (2 * s * s)) for s in bandwidths)
+    k_xx, k_yy, k_xy = kernel[:n, :n], kernel[n:, n:], kernel[:n, n:]
+    within = lambda k, size: (k.sum() - k.diagonal().sum()) / (size * (size - 1))  # noqa: E731
+    return within(k_xx, n) + within(k_yy, m) - 2 * k_xy.mean()
