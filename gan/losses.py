@@ -138,7 +138,6 @@ def r1_penalty(real_scores: Tensor, real: Tensor) -> Tensor:
     return grads.square().flatten(1).sum(1).mean()
 
 
-
 @dataclass(frozen=True)
 class Loss:
     d_loss: Callable[[Tensor, Tensor], Tensor]  # (real_scores, fake_scores) -> scalar

@@ -19,8 +19,9 @@ the network. Four choices shape the encoder:
   counts in the pooled mean by the weight its projection puts on the vocabulary: a seen word
   1, "seven" 1.0, "the" 0.1, "image" 0.02.
 * Mean pooling over the tokens, each weighted as above (padding 0); a caption with no tokens
-  pools to zeros, never to NaN. (A learned attention pooling, tried first, settled under the GAN's gradients on the
-  attribute words and dropped the digit: G's sentence vectors for "a 1" and "a 7" had cosine 1.0.)
+  pools to zeros, never to NaN. (A learned attention pooling, tried first, settled under the
+  GAN's gradients on the attribute words and dropped the digit: G's sentence vectors for "a 1"
+  and "a 7" had cosine 1.0.)
 
 The "scratch" kind is the ablation with no pretrained knowledge: a learned embedding of the
 training vocabulary plus one UNK row shared by every unseen id, then the same MLP and
