@@ -345,10 +345,6 @@ def _cross_check(cfg: Config, fail: Callable[[str], typing.NoReturn]) -> None:
         fail(f"train.loss={t.loss} adds a per-sample gradient penalty, which batch norm in the D of "
              f"model.arch={cfg.model.arch} makes wrong (it mixes the samples of a batch); set "
              f"model.spectral_norm: true (a D without batch norm) or another train.loss (e.g. hinge)")
-    if t.mmd_weight and (cfg.task.name != "generation" or not t.mmd_bandwidths):
-        fail(f"train.mmd_weight={t.mmd_weight} needs task.name: generation and a list of kernel widths in "
-             f"train.mmd_bandwidths (got task.name={cfg.task.name}, train.mmd_bandwidths="
-             f"{list(t.mmd_bandwidths)}); set them, or train.mmd_weight: 0")
     if t.augment:
         if kind != "images":
             fail(f"train.augment={list(t.augment)} works on images, but data.name={cfg.data.name} gives {kind}; "

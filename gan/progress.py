@@ -8,6 +8,7 @@ Neither decides anything: the final numbers come from the evaluate stage.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,8 @@ class TrainingScore:
     BATCH = 500  # memory only: G and the classifier run in eval mode, so results do not depend on it
     # the registry metric, its computation (imported from its own module, not through every metric) and keys
     SCORES = {"fid_domain": (fid, ("fid",)),
-              "modes": (mode_scores, ("modes_captured", "high_quality_pct", "reverse_kl", "spread_ratio", "emd"))}
+              "modes": (partial(mode_scores, floor=False),  # the floor is a constant: evaluate reports it
+                        ("modes_captured", "high_quality_pct", "reverse_kl", "spread_ratio", "emd"))}
 
     def __init__(self, cfg: Config, evaluator: Path, history: Path, state: State, run: tracking.TrackedRun,
                  sources: Any = None, captions: torch.Tensor | None = None):

@@ -45,6 +45,11 @@ def check_task(cfg: Config, kind: str, fail: Callable[[str], typing.NoReturn]) -
             fail(f"task.{key} applies to task.name={' or '.join(readers)}, not {task.name}; remove it")
     if task.name != "text" and cfg.generate.prompts != GenerateConfig().prompts:
         fail(f"generate.prompts applies to task.name=text, not {task.name}; remove it")
+    t = cfg.train
+    if t.mmd_weight and not t.mmd_bandwidths:
+        fail(f"train.mmd_weight={t.mmd_weight} needs task.name: generation and a list of kernel widths in "
+             f"train.mmd_bandwidths (got task.name={task.name}, train.mmd_bandwidths=[]); set them, or "
+             f"train.mmd_weight: 0")
     if task.name in ("generation", "text"):
         return
     for key in ("mask", "hole"):
@@ -82,6 +87,7 @@ def _generation_only(cfg: Config) -> list[tuple[str, Any, Any]]:
     m, t = cfg.model, cfg.train
     return [("model.conditional", m.conditional, False), ("model.latent_components", m.latent_components, 0),
             ("train.pack", t.pack, 1), ("train.ema_half_life_images", t.ema_half_life_images, 0.0),
+            ("train.mmd_weight", t.mmd_weight, 0.0),
             ("evaluate.repeats", cfg.evaluate.repeats, 1)]
 
 
