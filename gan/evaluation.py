@@ -196,7 +196,9 @@ def _set_aside_untrusted(metrics: dict[str, float],
     return {**kept, "domain_metrics_trusted": 0}, untrusted
 
 
-GOOD_HIGH_QUALITY_PCT = 95.0  # below this share of on-mode samples, a 2-D result is pointed at its recipe
+# below this share of on-mode samples, a 2-D result is pointed at its recipe; the recipes themselves score
+# 91-99% on every seed (docs/recipes.md), so a recipe run is never sent to its own recipe
+GOOD_HIGH_QUALITY_PCT = 85.0
 
 
 def recipe_hint(cfg: Config, meta: dict[str, Any], metrics: dict[str, float],
@@ -210,7 +212,7 @@ def recipe_hint(cfg: Config, meta: dict[str, Any], metrics: dict[str, float],
     if captured[0] >= total and quality[0] >= GOOD_HIGH_QUALITY_PCT:
         return None
     return (f"evaluate: note: {captured[0]:.0f} of {total} modes, {quality[0]:.1f}% high quality; the tuned "
-            f"recipe for {cfg.data.name} captures every mode with about 100% high quality: run "
+            f"recipe for {cfg.data.name} captures every mode at its real width: run "
             f"`gan recipe run {cfg.data.name}` (recipes/{cfg.data.name}.yaml, docs/recipes.md)")
 
 
