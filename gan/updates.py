@@ -101,7 +101,7 @@ def make_plan(cfg: Any, num_classes: int, augment: DiffAugment | None, device: t
     if task is None:
         from gan.tasks.generation import Generation
 
-        task = Generation(cfg.model.latent_dim, num_classes, t.mmd_weight, t.mmd_bandwidths)
+        task = Generation.from_config(cfg, num_classes)
     loss = losses.LOSSES[t.loss]
     precision = resolve_precision(cfg, device)
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if precision == "bf16" else nullcontext

@@ -77,7 +77,7 @@ def make_task(cfg: Any, meta: dict[str, Any], num_classes: int = 0) -> Task:
 
     name = cfg.task.name
     if name == "generation":
-        return Generation(cfg.model.latent_dim, num_classes, cfg.train.mmd_weight, cfg.train.mmd_bandwidths)
+        return Generation.from_config(cfg, num_classes)
     if name == "text":
         from gan.tasks.text import TextToImage
 

@@ -7,7 +7,7 @@ indices, then the latents, then the requested classes), so the same params give 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
@@ -31,6 +31,11 @@ class Generation(Task):
         # train.mmd_weight: G also matches its batch to D's real batch in MMD (a history column when on)
         self.mmd_weight, self.mmd_bandwidths = mmd_weight, tuple(mmd_bandwidths)
         self.terms = ("loss_adversarial", "loss_mmd") if mmd_weight else ()
+
+    @classmethod
+    def from_config(cls, cfg: Any, num_classes: int = 0) -> "Generation":
+        """The generation task of params.yaml: its latent and the MMD term of train."""
+        return cls(cfg.model.latent_dim, num_classes, cfg.train.mmd_weight, cfg.train.mmd_bandwidths)
 
     def labels(self, y: Tensor | None) -> dict[str, Tensor]:
         """The keyword arguments that hand classes to a conditional G or D; none otherwise."""
